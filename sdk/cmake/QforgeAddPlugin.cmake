@@ -91,7 +91,7 @@ function(qforge_add_plugin)
       C_VISIBILITY_PRESET hidden
       CUDA_VISIBILITY_PRESET hidden)
     string(TOUPPER ${_be} _BE)
-    target_compile_definitions(${_tgt} PRIVATE QF_BUILD_${_BE}=1 QF_PLUGIN_NAME="${P_NAME}")
+    target_compile_definitions(${_tgt} PRIVATE _GNU_SOURCE QF_BUILD_${_BE}=1 QF_PLUGIN_NAME="${P_NAME}")
     target_link_libraries(${_tgt} PRIVATE qforge::sdk ${P_LIBRARIES})
     if(P_INCLUDE_DIRS)
       target_include_directories(${_tgt} PRIVATE ${P_INCLUDE_DIRS})

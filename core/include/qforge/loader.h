@@ -43,6 +43,9 @@ typedef struct qf_plugin {
   uint16_t abi_minor;          /* negotiated minor = min(host, plugin) */
 } qf_plugin;
 
+/* Threads plugins may use (host->n_threads); 0 = QFORGE_THREADS or all cores. */
+QF_API void qf_set_threads(int n);
+
 /* The host table handed to every plugin (static, lives forever). */
 QF_API const qf_host *qf_host_table(void);
 

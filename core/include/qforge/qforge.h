@@ -86,5 +86,6 @@ QF_API void qf_progress_done(qf_progress *p);
 #include "qforge/loader.h"
 #include "qforge/model.h"
 #include "qforge/lifecycle.h"
+#include "qforge/runtime.h"
 
 #endif /* QFORGE_QFORGE_H */

@@ -10,7 +10,7 @@
  *
  * Search order (qf_registry_load): the explicit path, else $QFORGE_REGISTRY,
  * else $XDG_CONFIG_HOME/qforge/registry.yaml (~/.config when unset), else the
- * installed share/qforge/registry.yaml. Then every `registry.d/*.yaml` beside
+ * installed share/qforge/registry.yaml. Then every `*.yaml` in the registry.d folder beside
  * the chosen file is merged in sorted order; an entry whose name already
  * exists replaces the earlier one (logged at INFO).
  *

@@ -43,7 +43,7 @@ static inline int qf_dtype_is_float(DLDataType t) {
                           (t.code == kDLBfloat && t.bits == 16));
 }
 
-static inline DLDataType qf_dtype(uint8_t code, uint8_t bits) {
+static inline DLDataType qf_dl_dtype(uint8_t code, uint8_t bits) {
   DLDataType t;
   t.code = code;
   t.bits = bits;

@@ -1,0 +1,30 @@
+/*
+ * The host's calibration handle. `qf_calib` is opaque to plugins; inside
+ * libqforge it is a small object with an operations table, so several
+ * providers can stand behind it: static arrays (raw mode, tests — see
+ * calib_static.c) and the model runtime's sequential capture
+ * (core/model/calib_capture.c).
+ */
+#ifndef QF_CALIB_INTERNAL_H
+#define QF_CALIB_INTERNAL_H
+
+#include "qforge/plugin.h"
+
+typedef struct qf__calib_ops {
+  /* See qf_host.calib_hessian / calib_importance in plugin.h. */
+  qf_status (*hessian)(void *impl, const char *name, const float **h,
+                       int64_t *k, qf_error *err);
+  qf_status (*importance)(void *impl, const char *name, const float **v,
+                          int64_t *k, qf_error *err);
+  void (*destroy)(void *impl);
+} qf__calib_ops;
+
+struct qf_calib {
+  const qf__calib_ops *ops;
+  void *impl;
+};
+
+/* Wrap a provider (takes ownership of impl; ops->destroy frees it). */
+qf_calib *qf__calib_wrap(const qf__calib_ops *ops, void *impl);
+
+#endif /* QF_CALIB_INTERNAL_H */

@@ -1,0 +1,141 @@
+/*
+ * The host table (qf_host) every plugin receives: logging, progress, memory
+ * that crosses the boundary, model access and calibration. One static
+ * instance serves all plugins; the callbacks forward to the core's log,
+ * progress, model and calibration modules.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "calib_internal.h"
+#include "model_internal.h"
+#include "qforge/qforge.h"
+
+static void qf__host_log(const qf_host *host, qf_log_level level,
+                         const char *plugin, const char *fmt, ...) {
+  (void)host;
+  va_list ap;
+  va_start(ap, fmt);
+  qf_logv(level, plugin, fmt, ap);
+  va_end(ap);
+}
+
+/* One bar per `what` label at a time; enough for sequential plugin work. */
+static qf_progress *qf__host_bar;
+static char qf__host_bar_label[64];
+
+static void qf__host_progress(const qf_host *host, const char *what,
+                              uint64_t done, uint64_t total) {
+  (void)host;
+  if (!what) what = "";
+  if (qf__host_bar && strncmp(qf__host_bar_label, what, sizeof qf__host_bar_label - 1) != 0) {
+    qf_progress_done(qf__host_bar);
+    qf__host_bar = NULL;
+  }
+  if (!qf__host_bar) {
+    qf__host_bar = qf_progress_new(what, total);
+    snprintf(qf__host_bar_label, sizeof qf__host_bar_label, "%s", what);
+  }
+  qf_progress_update(qf__host_bar, done);
+  if (done >= total) {
+    qf_progress_done(qf__host_bar);
+    qf__host_bar = NULL;
+  }
+}
+
+static void *qf__host_alloc(size_t size) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, size ? size : 1) != 0) return NULL;
+  return p;
+}
+
+static void qf__host_free(void *p) { free(p); }
+
+static const char *qf__host_model_config(const qf_model *m) {
+  return m ? qf_model_config(m) : "{}";
+}
+
+static size_t qf__host_model_count(const qf_model *m) {
+  return m ? qf_model_input_count(m) : 0;
+}
+
+static qf_status qf__host_model_at(const qf_model *m, size_t i,
+                                   qf_tensor_info *out, qf_error *err) {
+  if (!m || !out)
+    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "model_tensor_at", "NULL model or output");
+  return qf_model_input_at(m, i, out, err);
+}
+
+static qf_status qf__host_model_find(const qf_model *m, const char *name,
+                                     qf_tensor_info *out, qf_error *err) {
+  if (!m || !name || !out)
+    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "model_find_tensor",
+                     "NULL model, name or output");
+  return qf__model_find(m, name, out, err);
+}
+
+static qf_status qf__host_model_put(qf_model *m, const char *name,
+                                    const DLTensor *t, qf_error *err) {
+  if (!m)
+    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "model_put_tensor", "NULL model");
+  return qf__model_put(m, name, t, err);
+}
+
+static qf_status qf__host_calib_hessian(qf_calib *c, const char *name,
+                                        const float **h, int64_t *k,
+                                        qf_error *err) {
+  if (!c || !c->ops || !c->ops->hessian)
+    return qf_errorf(err, QF_ERR_NOT_FOUND, "calib_hessian",
+                     "no calibration data: this scheme needs a Hessian for '%s' "
+                     "(give --calib or --hessian)", name ? name : "?");
+  return c->ops->hessian(c->impl, name, h, k, err);
+}
+
+static qf_status qf__host_calib_importance(qf_calib *c, const char *name,
+                                           const float **v, int64_t *k,
+                                           qf_error *err) {
+  if (!c || !c->ops || !c->ops->importance)
+    return qf_errorf(err, QF_ERR_NOT_FOUND, "calib_importance",
+                     "no importance data for '%s'", name ? name : "?");
+  return c->ops->importance(c->impl, name, v, k, err);
+}
+
+static int qf__threads = 0;
+
+static int qf__host_n_threads(const qf_host *host) {
+  (void)host;
+  if (qf__threads > 0) return qf__threads;
+  const char *s = getenv("QFORGE_THREADS");
+  int n = s ? atoi(s) : 0;
+  if (n <= 0) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    n = c > 0 ? (int)c : 1;
+  }
+  qf__threads = n;
+  return n;
+}
+
+void qf_set_threads(int n) { qf__threads = n > 0 ? n : 0; }
+
+static const qf_host qf__host = {
+    .struct_size = sizeof(qf_host),
+    .abi_major = QF_ABI_MAJOR,
+    .abi_minor = QF_ABI_MINOR,
+    .log = qf__host_log,
+    .progress = qf__host_progress,
+    .alloc = qf__host_alloc,
+    .free = qf__host_free,
+    .model_config_json = qf__host_model_config,
+    .model_tensor_count = qf__host_model_count,
+    .model_tensor_at = qf__host_model_at,
+    .model_find_tensor = qf__host_model_find,
+    .model_put_tensor = qf__host_model_put,
+    .calib_hessian = qf__host_calib_hessian,
+    .calib_importance = qf__host_calib_importance,
+    .n_threads = qf__host_n_threads,
+};
+
+const qf_host *qf_host_table(void) { return &qf__host; }
