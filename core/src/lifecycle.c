@@ -146,6 +146,7 @@ qf_status qf_run_lifecycle(qf_plugin *p, qf_model *model,
   *out = NULL;
   const qf_quantizer_vtable *vt = p->desc->vtable;
   qf_error perr;
+  char *dmap = NULL; /* device map returned by update_device_map */
   qf_session *s = calloc(1, sizeof *s);
   if (!s) return qf_errorf(err, QF_ERR_NO_MEMORY, "lifecycle", "out of memory");
   s->plugin = p;
@@ -186,7 +187,6 @@ qf_status qf_run_lifecycle(qf_plugin *p, qf_model *model,
   DLDataType dtype = opt->dtype;
   if (QF_VT(p, update_dtype)) QF_CALL(p, "update_dtype", vt->update_dtype(s->q, &dtype, &perr));
   /* L8 */
-  char *dmap = NULL;
   if (QF_VT(p, update_device_map)) {
     QF_CALL(p, "update_device_map",
             vt->update_device_map(s->q, env.device_map_json, &dmap, &perr));

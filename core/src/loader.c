@@ -238,13 +238,12 @@ qf_status qf_plugin_choose(const qf_registry_entry *entry,
     for (size_t i = 0; i < nb; i++) {
       if ((int)i == best || rep[i].backend == QF_BACKEND_CPU) continue;
       size_t l = strlen(skipped);
-      snprintf(skipped + l, sizeof skipped - l, "%s%s build %s", l ? ", " : "",
-               qf_backend_name(rep[i].backend),
-               rep[i].loaded ? (rep[i].score == 0 ? qf__why_zero(rep[i].backend)
-                                                  : "scores lower")
-                             : "does not load");
-      if (rep[i].loaded && rep[i].score == 0)
-        snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped), ", score 0");
+      const char *why = !rep[i].loaded          ? "does not load"
+                        : rep[i].score == 0     ? qf__why_zero(rep[i].backend)
+                                                : "scores lower";
+      snprintf(skipped + l, sizeof skipped - l, "%s%s: %s%s", l ? "; " : "",
+               qf_backend_name(rep[i].backend), why,
+               rep[i].loaded && rep[i].score == 0 ? ", score 0" : "");
     }
     if (skipped[0])
       qf_log(QF_LOG_INFO, "%s: using the %s build (%s)", entry->name,

@@ -77,10 +77,10 @@ extern "C" int qf_rtn_gpu_linear(int bits, int group_size, int sym,
   QF_TRY(cudaMemcpy(y, d_y, (size_t)(m * n) * sizeof(float), cudaMemcpyDeviceToHost));
   rc = 0;
 out:
-  cudaFree(d_codes);
-  cudaFree(d_zeros);
-  cudaFree(d_scales);
-  cudaFree(d_x);
-  cudaFree(d_y);
+  (void)cudaFree(d_codes);
+  (void)cudaFree(d_zeros);
+  (void)cudaFree(d_scales);
+  (void)cudaFree(d_x);
+  (void)cudaFree(d_y);
   return rc;
 }
