@@ -17,6 +17,14 @@ typedef struct qf__calib_ops {
   qf_status (*importance)(void *impl, const char *name, const float **v,
                           int64_t *k, qf_error *err);
   void (*destroy)(void *impl);
+  /* Since ABI 1.1 (may be NULL for providers without a model). */
+  qf_status (*inputs)(void *impl, const char *name, const float **x,
+                      int64_t *tokens, int64_t *k, qf_error *err);
+  qf_status (*block_forward)(void *impl, const char *name,
+                             const char *const *names, const DLTensor *weights,
+                             size_t n, float *out, qf_error *err);
+  qf_status (*block_shape)(void *impl, const char *name, int64_t *tokens,
+                           int64_t *hidden, qf_error *err);
 } qf__calib_ops;
 
 struct qf_calib {

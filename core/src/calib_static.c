@@ -90,7 +90,10 @@ static void qf__static_destroy(void *impl) {
 }
 
 static const qf__calib_ops qf__static_ops = {
-    qf__static_hessian, qf__static_importance, qf__static_destroy};
+    .hessian = qf__static_hessian,
+    .importance = qf__static_importance,
+    .destroy = qf__static_destroy,
+};
 
 qf_calib *qf_calib_new_static(void) {
   qf__calib_static *s = calloc(1, sizeof *s);

@@ -103,6 +103,38 @@ static qf_status qf__host_calib_importance(qf_calib *c, const char *name,
   return c->ops->importance(c->impl, name, v, k, err);
 }
 
+static qf_status qf__host_set_config(qf_model *m, const char *json, qf_error *err) {
+  if (!m || !json)
+    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "model_set_config_json", "NULL model or text");
+  return qf__model_set_config(m, json, err);
+}
+
+#define QF__CALIB_NEEDS(c, op, what)                                          \
+  if (!(c) || !(c)->ops || !(c)->ops->op)                                     \
+  return qf_errorf(err, QF_ERR_NOT_FOUND, what,                               \
+                   "no model calibration is running (quantize a model with "  \
+                   "--calib to get activations for '%s')", name ? name : "?")
+
+static qf_status qf__host_calib_inputs(qf_calib *c, const char *name, const float **x,
+                                       int64_t *tokens, int64_t *k, qf_error *err) {
+  QF__CALIB_NEEDS(c, inputs, "calib_inputs");
+  return c->ops->inputs(c->impl, name, x, tokens, k, err);
+}
+
+static qf_status qf__host_calib_block_forward(qf_calib *c, const char *name,
+                                              const char *const *names,
+                                              const DLTensor *weights, size_t n, float *out,
+                                              qf_error *err) {
+  QF__CALIB_NEEDS(c, block_forward, "calib_block_forward");
+  return c->ops->block_forward(c->impl, name, names, weights, n, out, err);
+}
+
+static qf_status qf__host_calib_block_shape(qf_calib *c, const char *name, int64_t *tokens,
+                                            int64_t *hidden, qf_error *err) {
+  QF__CALIB_NEEDS(c, block_shape, "calib_block_shape");
+  return c->ops->block_shape(c->impl, name, tokens, hidden, err);
+}
+
 static int qf__threads = 0;
 
 static int qf__host_n_threads(const qf_host *host) {
@@ -136,6 +168,10 @@ static const qf_host qf__host = {
     .calib_hessian = qf__host_calib_hessian,
     .calib_importance = qf__host_calib_importance,
     .n_threads = qf__host_n_threads,
+    .model_set_config_json = qf__host_set_config,
+    .calib_inputs = qf__host_calib_inputs,
+    .calib_block_forward = qf__host_calib_block_forward,
+    .calib_block_shape = qf__host_calib_block_shape,
 };
 
 const qf_host *qf_host_table(void) { return &qf__host; }

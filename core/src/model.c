@@ -297,3 +297,13 @@ qf_status qf__model_put(qf_model *m, const char *name, const DLTensor *t,
   pthread_mutex_unlock(&m->lock);
   return st;
 }
+
+qf_status qf__model_set_config(qf_model *m, const char *json, qf_error *err) {
+  char *c = strdup(json);
+  if (!c) return qf_errorf(err, QF_ERR_NO_MEMORY, "model_set_config_json", "out of memory");
+  pthread_mutex_lock(&m->lock);
+  free(m->config);
+  m->config = c;
+  pthread_mutex_unlock(&m->lock);
+  return QF_OK;
+}

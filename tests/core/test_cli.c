@@ -77,7 +77,7 @@ Test(cli, help_and_version) {
   cr_assert_eq(run(out, sizeof out, "--help"), 0);
   cr_assert(strstr(out, "exit codes"), "%s", out);
   cr_assert_eq(run(out, sizeof out, "--version"), 0);
-  cr_assert(strstr(out, "plugin ABI 1.0"), "%s", out);
+  cr_assert(strstr(out, "plugin ABI 1.1"), "%s", out);
   static const char *const cmds[] = {"plugins", "inspect", "quantize", "raw"};
   for (size_t i = 0; i < 4; i++) {
     cr_assert_eq(run(out, sizeof out, "%s --help", cmds[i]), 0, "%s --help", cmds[i]);
@@ -100,7 +100,7 @@ Test(cli, plugins_json_lists_rtn) {
     found = 1;
     cr_assert_str_eq(json_string_value(json_object_get(p, "chosen")), "cpu");
     json_t *b0 = json_array_get(json_object_get(p, "builds"), 0);
-    cr_assert_str_eq(json_string_value(json_object_get(b0, "abi")), "1.0");
+    cr_assert_str_eq(json_string_value(json_object_get(b0, "abi")), "1.1");
     cr_assert(json_is_true(json_object_get(b0, "loads")));
   }
   cr_assert(found);

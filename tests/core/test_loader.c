@@ -44,7 +44,7 @@ Test(loader, abi_major_mismatch) {
   qf_error err;
   cr_assert_eq(open_err(tp("tp_abi2"), &err), QF_ERR_ABI);
   cr_assert(strstr(err.message, tp("tp_abi2")), "%s", err.message);
-  cr_assert(strstr(err.message, "built for qforge ABI 2.0 but this qforge speaks ABI 1.0"), "%s",
+  cr_assert(strstr(err.message, "built for qforge ABI 2.0 but this qforge speaks ABI 1.1"), "%s",
             err.message);
 }
 

@@ -160,10 +160,11 @@ __attribute__((unused)) static const qf_plugin_desc tp_desc = {
     .struct_size = sizeof(qf_plugin_desc),
 #ifdef QF_TP_ABI2
     .abi_major = 2,
+    .abi_minor = 0,
 #else
     .abi_major = QF_ABI_MAJOR,
-#endif
     .abi_minor = QF_ABI_MINOR,
+#endif
     .name = "test",
     .version = "0",
     .quant_methods = tp_methods,

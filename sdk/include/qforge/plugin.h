@@ -1,5 +1,6 @@
 /*
- * qforge plugin ABI, version 1.0.
+ * qforge plugin ABI, version 1.1 (1.0 plus the container and calibration
+ * additions marked "since 1.1").
  *
  * This header is the whole contract between libqforge (the host) and a
  * quantization-scheme plugin (a dynamically loaded .so). It mirrors the
@@ -45,7 +46,7 @@ extern "C" {
 #endif
 
 #define QF_ABI_MAJOR 1
-#define QF_ABI_MINOR 0
+#define QF_ABI_MINOR 1
 
 /* Visibility of the two entry symbols; everything else stays hidden. */
 #if defined(__GNUC__)
@@ -209,6 +210,32 @@ struct qf_host {
 
   /* Threads the plugin may use for CPU work (>= 1). */
   int (*n_threads)(const qf_host *host);
+
+  /* ---- since 1.1 (check with QF_HAS_FIELD(host, qf_host, field)) ---- */
+
+  /* Replace the model's config.json text (copied). Used by container
+   * import to describe what it emitted (an HF config.json object). */
+  qf_status (*model_set_config_json)(qf_model *model, const char *json,
+                                     qf_error *err);
+  /* The inputs that reach the linear module whose weight is `name` in the
+   * block being calibrated now: tokens × K float32 row-major, borrowed until
+   * the next calib call. */
+  qf_status (*calib_inputs)(qf_calib *calib, const char *name,
+                            const float **x, int64_t *tokens, int64_t *k,
+                            qf_error *err);
+  /* Run the decoder block that holds `name` (the block being calibrated)
+   * on its captured inputs with trial weights: `n` tensors named by their
+   * checkpoint names replace the block's own for this call only. `out`
+   * (tokens × hidden float32, caller-owned; size from calib_block_shape)
+   * receives the block output. n = 0 gives the float block's output. */
+  qf_status (*calib_block_forward)(qf_calib *calib, const char *name,
+                                   const char *const *names,
+                                   const DLTensor *weights, size_t n,
+                                   float *out, qf_error *err);
+  /* tokens and hidden size of that block's output. */
+  qf_status (*calib_block_shape)(qf_calib *calib, const char *name,
+                                 int64_t *tokens, int64_t *hidden,
+                                 qf_error *err);
 };
 
 /* ---------------------------------------------------------------- quantizer table */
@@ -316,6 +343,26 @@ typedef struct qf_quantizer_vtable {
   qf_status (*linear_forward)(qf_quantizer *q, const qf_model *model,
                               const char *name, const DLTensor *x, DLTensor *y,
                               qf_error *err);
+
+  /* ---- since 1.1: container formats (a plugin that owns a file format,
+   * like GGUF, declares its extensions in the descriptor) ---- */
+
+  /* Optional. Write `model` (a float HF checkpoint, or one brought in by
+   * container_import) into the plugin's own format at `out_path`,
+   * quantizing as the quantizer's config says. Streams tensor by tensor;
+   * the file appears atomically (temp + fsync + rename) or not at all. */
+  qf_status (*container_export)(qf_quantizer *q, qf_model *model,
+                                const char *out_path, qf_error *err);
+  /* Optional. Read the plugin's file at `in_path` and emit it as an HF
+   * checkpoint into `model`: tensors with HF names via model_put_tensor
+   * (dequantized to float unless the quantizer's config asks to keep the
+   * quantized blocks) and an HF config.json via model_set_config_json. */
+  qf_status (*container_import)(qf_quantizer *q, const char *in_path,
+                                qf_model *model, qf_error *err);
+  /* Optional. Describe the file at `in_path` as JSON text (metadata,
+   * tensors, types, bits per weight), allocated with host->alloc. */
+  qf_status (*container_describe)(qf_quantizer *q, const char *in_path,
+                                  char **out_json, qf_error *err);
 } qf_quantizer_vtable;
 
 /* ---------------------------------------------------------------- descriptor */
@@ -339,6 +386,11 @@ typedef struct qf_plugin_desc {
   /* JSON text of a small valid config the conformance kit can use. */
   const char *example_config_json;
   const qf_quantizer_vtable *vtable;
+
+  /* ---- since 1.1 ---- */
+  /* NULL-terminated file extensions this plugin owns as a container
+   * (e.g. {".gguf", NULL}); NULL = none. */
+  const char *const *container_extensions;
 } qf_plugin_desc;
 
 /* ---------------------------------------------------------------- entry points */
