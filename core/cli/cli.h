@@ -31,6 +31,7 @@ int qf_cmd_plugins(int argc, char **argv);
 int qf_cmd_inspect(int argc, char **argv);
 int qf_cmd_quantize(int argc, char **argv);
 int qf_cmd_raw(int argc, char **argv);
+int qf_cmd_convert(int argc, char **argv);
 
 /* Print "qforge: error: <formatted err>" to stderr. */
 void qf_cli_print_error(const qf_error *err);
@@ -43,6 +44,21 @@ int qf_cli_exit_code(qf_status st);
 qf_status qf_cli_load_plugin(const qf_cli_plugin_opts *o, const char *method,
                              qf_registry **reg, qf_plugin **plugin,
                              qf_error *err);
+
+/* Find the plugin that owns `path` as a container (by extension, e.g.
+ * .gguf). QF_ERR_NOT_FOUND if none does. */
+qf_status qf_cli_plugin_for_file(const qf_cli_plugin_opts *o, const char *path,
+                                 qf_registry **reg, qf_plugin **plugin,
+                                 qf_error *err);
+
+/* Import a container file into an HF folder (`out_dir`, built beside it and
+ * renamed into place). `config_json` is the quantizer config. */
+qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
+                                  const char *in_path, const char *out_dir,
+                                  int force, qf_error *err);
+
+/* Remove a folder tree (best effort). */
+void qf_cli_rm_rf(const char *dir);
 
 /* Read a whole raw little-endian file expected to hold exactly `expect`
  * bytes (0 = any size). Caller frees *out. */

@@ -4,7 +4,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -112,4 +115,95 @@ void qf_cli_print_json(json_t *j) {
     free(s);
   }
   json_decref(j);
+}
+
+qf_status qf_cli_plugin_for_file(const qf_cli_plugin_opts *o, const char *path,
+                                 qf_registry **reg, qf_plugin **plugin,
+                                 qf_error *err) {
+  *reg = NULL;
+  *plugin = NULL;
+  qf_status st = qf_registry_load(o->registry, reg, err);
+  if (st != QF_OK) return st;
+  qf_backend_choice choice = qf_backend_choice_from_env();
+  if (o->backend && qf_backend_choice_parse(o->backend) >= 0)
+    choice = (qf_backend_choice)qf_backend_choice_parse(o->backend);
+  for (size_t i = 0; i < (*reg)->n_entries; i++) {
+    qf_plugin *p = NULL;
+    qf_error e;
+    qf_error_clear(&e);
+    if (qf_plugin_choose(&(*reg)->entries[i], choice, &p, NULL, NULL, &e) != QF_OK) continue;
+    if (qf_plugin_owns_file(p, path)) {
+      *plugin = p;
+      return QF_OK;
+    }
+    qf_plugin_release(p);
+  }
+  qf_registry_free(*reg);
+  *reg = NULL;
+  return qf_errorf(err, QF_ERR_NOT_FOUND, "plugins",
+                   "%s: no registered scheme reads this kind of file", path);
+}
+
+void qf_cli_rm_rf(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      char p[4096];
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      struct stat sb;
+      if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+        qf_cli_rm_rf(p);
+      else
+        unlink(p);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
+}
+
+static qf_status qf__import_sink(void *user, const char *name, const DLTensor *t,
+                                 qf_error *err) {
+  return qf_st_writer_add(user, name, qf_dtype_from_dl(t->dtype), t->ndim, t->shape,
+                          (const char *)t->data + t->byte_offset, err);
+}
+
+qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
+                                  const char *in_path, const char *out_dir, int force,
+                                  qf_error *err) {
+  if (access(out_dir, F_OK) == 0 && !force)
+    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "convert",
+                     "%s already exists (use --force to replace it)", out_dir);
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.partial-XXXXXX", out_dir);
+  if (!mkdtemp(tmp))
+    return qf_errorf(err, QF_ERR_IO, "convert", "%s: cannot create a folder beside it: %s",
+                     out_dir, strerror(errno));
+  qf_st_writer *w = NULL;
+  qf_model *m = NULL;
+  qf_status st = qf_st_writer_new(tmp, 4096ull << 20, &w, err);
+  if (st == QF_OK) st = qf_model_new_empty("{}", &m, err);
+  if (st == QF_OK) {
+    qf_model_set_sink(m, qf__import_sink, w);
+    st = qf_run_container(plugin, QF_CONTAINER_IMPORT, config_json, m, in_path, NULL, NULL, err);
+  }
+  if (st == QF_OK) {
+    st = qf_st_writer_finish(w, err);
+    w = NULL;
+  }
+  if (st == QF_OK) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/config.json", tmp);
+    const char *cfg = qf_model_config(m);
+    st = qf_write_file_atomic(p, cfg, strlen(cfg), err);
+  }
+  if (st == QF_OK && force && access(out_dir, F_OK) == 0) qf_cli_rm_rf(out_dir);
+  if (st == QF_OK && rename(tmp, out_dir) != 0)
+    st = qf_errorf(err, QF_ERR_IO, "convert", "cannot move the result into %s: %s", out_dir,
+                   strerror(errno));
+  if (w) qf_st_writer_abort(w);
+  qf_model_free(m);
+  if (st != QF_OK) qf_cli_rm_rf(tmp);
+  return st;
 }

@@ -12,11 +12,63 @@
 static void qf__inspect_usage(FILE *f) {
   fprintf(f,
           "usage: qforge inspect PATH [--json] [--limit N]\n\n"
-          "Show a .safetensors file or an HF model folder (config.json + safetensors,\n"
+          "Show a .safetensors file, a GGUF file, or an HF model folder (config.json + safetensors,\n"
           "sharded or not): architecture, quantization_config, tensors (name, dtype,\n"
           "shape, bytes) and totals.\n\n"
           "  --json      machine-readable output (always lists every tensor)\n"
           "  --limit N   text output: show at most N tensors (default 50, 0 = all)\n");
+}
+
+static int qf__is_safetensors(const char *path) {
+  size_t n = strlen(path);
+  return n >= 12 && !strcmp(path + n - 12, ".safetensors");
+}
+
+/* A file some plugin owns (GGUF): its container_describe JSON. */
+static int qf__inspect_container(const char *path, int as_json) {
+  qf_cli_plugin_opts po = {0};
+  qf_registry *reg = NULL;
+  qf_plugin *p = NULL;
+  qf_error err;
+  qf_error_clear(&err);
+  char *text = NULL;
+  qf_status st = qf_cli_plugin_for_file(&po, path, &reg, &p, &err);
+  if (st == QF_OK)
+    st = qf_run_container(p, QF_CONTAINER_DESCRIBE, "{}", NULL, path, NULL, &text, &err);
+  if (st == QF_OK) {
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (as_json || !j) {
+      puts(text);
+    } else {
+      printf("%s (%s)\n", path, p->desc->name);
+      const char *k;
+      json_t *v;
+      json_object_foreach(json_object_get(j, "metadata"), k, v) {
+        char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (t && strlen(t) > 100) strcpy(t + 96, " …");
+        printf("  %-40s %s\n", k, t ? t : "?");
+        free(t);
+      }
+      json_t *ts = json_object_get(j, "tensors");
+      printf("  %zu tensors\n", json_array_size(ts));
+      size_t i;
+      json_array_foreach(ts, i, v) {
+        char *shape = json_dumps(json_object_get(v, "shape"), JSON_COMPACT);
+        printf("  %-40s %-8s %-20s %6.2f bpw\n", json_string_value(json_object_get(v, "name")),
+               json_string_value(json_object_get(v, "type")), shape ? shape : "?",
+               json_number_value(json_object_get(v, "bits_per_weight")));
+        free(shape);
+      }
+    }
+    json_decref(j);
+  } else {
+    qf_cli_print_error(&err);
+  }
+  free(text);
+  qf_plugin_release(p);
+  qf_registry_free(reg);
+  return qf_cli_exit_code(st);
 }
 
 int qf_cmd_inspect(int argc, char **argv) {
@@ -42,6 +94,7 @@ int qf_cmd_inspect(int argc, char **argv) {
   const char *path = argv[optind];
   qf_error err;
   qf_error_clear(&err);
+  if (!qf_cli_is_dir(path) && !qf__is_safetensors(path)) return qf__inspect_container(path, as_json);
   qf_checkpoint *ck = NULL;
   qf_status st = qf_checkpoint_open(path, &ck, &err);
   if (st != QF_OK) {

@@ -7,7 +7,6 @@
  * sibling `OUT_DIR.partial-XXXXXX` folder and renamed into place only when
  * complete: a failure never leaves a half-written OUT_DIR.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -23,8 +22,11 @@ static void qf__quantize_usage(FILE *f) {
   fprintf(f,
           "usage: qforge quantize MODEL_DIR --method NAME [--config JSON | scheme flags]\n"
           "                       -o OUT_DIR [--calib FILE] [--shard-size MB] [--force]\n"
-          "                       [--registry FILE] [--backend B] [--json]\n\n"
-          "Quantize a float HF model folder (config.json + safetensors) with a scheme.\n\n"
+          "                       [--registry FILE] [--backend B] [--json]\n"
+          "       qforge quantize MODEL_DIR --method gguf --type Q4_K_M [--imatrix F] -o out.gguf\n"
+          "       qforge quantize in.gguf --method gguf --type Q4_K_M -o out.gguf\n\n"
+          "Quantize a float HF model folder (config.json + safetensors) with a scheme, into\n"
+          "an HF folder, or into the scheme's own file format when OUT has its extension.\n\n"
           "  --method NAME       scheme or quant_method: rtn, gptq, awq, bitsandbytes|bnb, gguf…\n"
           "  --config JSON       quantization_config fields (override the flags below)\n");
   qf_quant_flags_help(f);
@@ -56,25 +58,6 @@ static void qf__on_tensor(void *user, size_t done, size_t total, const char *nam
   (void)total;
   (void)name;
   qf_progress_update(c->bar, done);
-}
-
-static void qf__rm_rf(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char p[4096];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      struct stat sb;
-      if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-        qf__rm_rf(p);
-      else
-        unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
 }
 
 /* Copy the tokenizer and generation files a loader expects beside the
@@ -124,6 +107,82 @@ static qf_status qf__write_config(const char *in_cfg, const char *qcfg, const ch
   qf_status st = qf_write_file_atomic(path, text, len, err);
   free(text);
   return st;
+}
+
+/* Is OUT a file the scheme owns as a container (e.g. gguf → out.gguf)? */
+static int qf__output_is_container(const qf_cli_plugin_opts *po, const char *method,
+                                   const char *out) {
+  qf_registry *reg = NULL;
+  qf_plugin *p = NULL;
+  qf_error e;
+  if (qf_cli_load_plugin(po, method, &reg, &p, &e) != QF_OK) return 0;
+  int owns = qf_plugin_owns_file(p, out);
+  qf_plugin_release(p);
+  qf_registry_free(reg);
+  return owns;
+}
+
+/* Container output: HF folder → out.gguf, or in.gguf → out.gguf (requantize:
+ * the config names the source, the plugin streams it). */
+static int qf__quantize_container(const qf_cli_plugin_opts *po, const char *method,
+                                  const qf_quant_flags *flags, const char *config,
+                                  const char *in, const char *out, int force, int as_json) {
+  qf_error err;
+  qf_error_clear(&err);
+  qf_registry *reg = NULL;
+  qf_plugin *p = NULL;
+  qf_checkpoint *ck = NULL;
+  qf_model *m = NULL;
+  char *cfg_text = NULL;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  qf_status st = qf_cli_load_plugin(po, method, &reg, &p, &err);
+  if (st == QF_OK && !qf_plugin_owns_file(p, out))
+    st = qf_errorf(&err, QF_ERR_INVALID_ARGUMENT, "quantize",
+                   "%s: scheme '%s' writes no such file; give an output name with its extension",
+                   out, p->desc->name);
+  if (st == QF_OK) st = qf_quant_flags_config(flags, p->desc->name, config, &cfg_text, &err);
+  if (st == QF_OK && !force && access(out, F_OK) == 0)
+    st = qf_errorf(&err, QF_ERR_INVALID_ARGUMENT, "quantize",
+                   "%s already exists (use --force to replace it)", out);
+  if (st == QF_OK && !qf_cli_is_dir(in)) {
+    json_error_t je;
+    json_t *j = json_loads(cfg_text, 0, &je);
+    json_object_set_new(j, "requantize_from", json_string(in));
+    free(cfg_text);
+    cfg_text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+  } else if (st == QF_OK) {
+    st = qf_checkpoint_open(in, &ck, &err);
+    if (st == QF_OK) st = qf_model_new(ck, &m, &err);
+  }
+  if (st == QF_OK)
+    st = qf_run_container(p, QF_CONTAINER_EXPORT, cfg_text, m, NULL, out, NULL, &err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+  if (st == QF_OK) {
+    struct stat sb;
+    long long bytes = stat(out, &sb) == 0 ? (long long)sb.st_size : -1;
+    if (as_json) {
+      json_t *j = json_object();
+      json_object_set_new(j, "method", json_string(p->desc->name));
+      json_object_set_new(j, "output", json_string(out));
+      json_object_set_new(j, "bytes_out", json_integer(bytes));
+      json_object_set_new(j, "seconds", json_real(secs));
+      qf_cli_print_json(j);
+    } else {
+      fprintf(stderr, "qforge: %s: wrote %s (%.1f MiB) in %.2f s\n", p->desc->name, out,
+              (double)bytes / 1048576.0, secs);
+    }
+  } else {
+    qf_cli_print_error(&err);
+  }
+  free(cfg_text);
+  qf_model_free(m);
+  qf_checkpoint_close(ck);
+  qf_plugin_release(p);
+  qf_registry_free(reg);
+  return qf_cli_exit_code(st);
 }
 
 int qf_cmd_quantize(int argc, char **argv) {
@@ -176,6 +235,8 @@ int qf_cmd_quantize(int argc, char **argv) {
   const char *in_dir = argv[optind];
   qf_error err;
   qf_error_clear(&err);
+  if (!qf_cli_is_dir(in_dir) || qf__output_is_container(&po, method, out_dir))
+    return qf__quantize_container(&po, method, &flags, config, in_dir, out_dir, force, as_json);
   qf_status st = QF_OK;
   qf_checkpoint *ck = NULL;
   qf_registry *reg = NULL;
@@ -247,7 +308,7 @@ int qf_cmd_quantize(int argc, char **argv) {
   if ((st = qf__write_config(qf_checkpoint_config_json(ck), s->config_json, tmp_dir, &err)) != QF_OK)
     goto fail;
   if ((st = qf__copy_side_files(qf_checkpoint_dir(ck), tmp_dir, &err)) != QF_OK) goto fail;
-  if (force && access(out_dir, F_OK) == 0) qf__rm_rf(out_dir);
+  if (force && access(out_dir, F_OK) == 0) qf_cli_rm_rf(out_dir);
   if (rename(tmp_dir, out_dir) != 0) {
     st = qf_errorf(&err, QF_ERR_IO, "quantize", "cannot move the result into %s: %s", out_dir,
                    strerror(errno));
@@ -285,7 +346,7 @@ fail:
 done:
   if (ctx.bar) qf_progress_done(ctx.bar);
   if (ctx.writer) qf_st_writer_abort(ctx.writer);
-  if (tmp_dir[0]) qf__rm_rf(tmp_dir);
+  if (tmp_dir[0]) qf_cli_rm_rf(tmp_dir);
   qf_session_free(s);
   qf_model_free(model);
   free(cfg_text);

@@ -25,6 +25,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "arch_keys.h"
 #include "qforge/plugin_util.h"
@@ -261,5 +262,66 @@ qf_status qf_run_lifecycle(qf_plugin *p, qf_model *model,
 fail:
   if (dmap) host->free(dmap);
   qf_session_free(s);
+  return err && err->code != QF_OK ? err->code : QF_ERR_INTERNAL;
+}
+
+int qf_plugin_owns_file(const qf_plugin *p, const char *path) {
+  if (!QF_HAS_FIELD(p->desc, qf_plugin_desc, container_extensions) ||
+      !p->desc->container_extensions)
+    return 0;
+  size_t n = strlen(path);
+  for (const char *const *e = p->desc->container_extensions; *e; e++) {
+    size_t l = strlen(*e);
+    if (n >= l && !strcasecmp(path + n - l, *e)) return 1;
+  }
+  return 0;
+}
+
+qf_status qf_run_container(qf_plugin *p, qf_container_op op, const char *config_json,
+                           qf_model *model, const char *in_path, const char *out_path,
+                           char **describe_json, qf_error *err) {
+  const qf_quantizer_vtable *vt = p->desc->vtable;
+  const qf_host *host = qf_host_table();
+  qf_error perr;
+  qf_quantizer *q = NULL;
+  char *dmap = NULL;
+  qf_session *s = NULL; /* unused here; keeps QF_CALL's fail path uniform */
+  const char *slot = op == QF_CONTAINER_EXPORT   ? "container_export"
+                     : op == QF_CONTAINER_IMPORT ? "container_import"
+                                                 : "container_describe";
+  int has = op == QF_CONTAINER_EXPORT   ? QF_VT(p, container_export) != NULL
+            : op == QF_CONTAINER_IMPORT ? QF_VT(p, container_import) != NULL
+                                        : QF_VT(p, container_describe) != NULL;
+  if (!has)
+    return qf_errorf(err, QF_ERR_UNSUPPORTED, "container",
+                     "scheme '%s' has no %s slot (it owns no file format)", p->desc->name, slot);
+  QF_CALL(p, "create", vt->create(host, config_json ? config_json : "{}",
+                                  op != QF_CONTAINER_EXPORT, &q, &perr));
+  qf_env env;
+  memset(&env, 0, sizeof env);
+  env.struct_size = sizeof env;
+  env.backend = p->backend;
+  env.device_count = p->backend == QF_BACKEND_CPU ? 0 : -1;
+  env.device_map_json = "{\"\": \"cpu\"}";
+  env.n_threads = host->n_threads(host);
+  QF_CALL(p, "validate_environment", vt->validate_environment(q, &env, &perr));
+  if (op == QF_CONTAINER_EXPORT) {
+    if (model && QF_VT(p, preprocess_model))
+      QF_CALL(p, "preprocess_model", vt->preprocess_model(q, model, &perr));
+    QF_CALL(p, slot, vt->container_export(q, model, out_path, &perr));
+  } else if (op == QF_CONTAINER_IMPORT) {
+    QF_CALL(p, slot, vt->container_import(q, in_path, model, &perr));
+  } else {
+    char *text = NULL;
+    QF_CALL(p, slot, vt->container_describe(q, in_path, &text, &perr));
+    *describe_json = text ? strdup(text) : NULL;
+    host->free(text);
+  }
+  vt->destroy(q);
+  return QF_OK;
+fail:
+  (void)s;
+  (void)dmap;
+  if (q) vt->destroy(q);
   return err && err->code != QF_OK ? err->code : QF_ERR_INTERNAL;
 }

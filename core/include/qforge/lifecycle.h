@@ -47,6 +47,24 @@ QF_API qf_status qf_run_lifecycle(qf_plugin *plugin, qf_model *model,
                                   qf_error *err);
 QF_API void qf_session_free(qf_session *s);
 
+/* Container formats (ABI 1.1; GGUF). The lifecycle around a container
+ * operation: create → validate_environment → (export with a model:
+ * preprocess_model) → the container slot → destroy. */
+typedef enum qf_container_op {
+  QF_CONTAINER_EXPORT = 1,   /* model (or config's source file) → out_path */
+  QF_CONTAINER_IMPORT = 2,   /* in_path → model (HF tensors + config) */
+  QF_CONTAINER_DESCRIBE = 3  /* in_path → JSON text in *describe_json */
+} qf_container_op;
+
+/* `model` may be NULL for EXPORT when the config names its own source.
+ * *describe_json (DESCRIBE) is malloc'ed; the caller frees it. */
+QF_API qf_status qf_run_container(qf_plugin *plugin, qf_container_op op,
+                                  const char *config_json, qf_model *model,
+                                  const char *in_path, const char *out_path,
+                                  char **describe_json, qf_error *err);
+/* Does `plugin` own files named like `path` (by extension)? */
+QF_API int qf_plugin_owns_file(const qf_plugin *plugin, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,6 +57,10 @@ QF_API const qf_st_tensor *qf_st_at(const qf_st_file *f, size_t i);
 QF_API const qf_st_tensor *qf_st_find(const qf_st_file *f, const char *name);
 /* A `__metadata__` string value, or NULL. */
 QF_API const char *qf_st_metadata(const qf_st_file *f, const char *key);
+/* Enumerate `__metadata__`: the number of keys and the i-th key (header
+ * order; NULL past the end). Strings live as long as the file. */
+QF_API size_t qf_st_metadata_count(const qf_st_file *f);
+QF_API const char *qf_st_metadata_key(const qf_st_file *f, size_t i);
 
 /* ---- an HF model folder (or a single file) ---- */
 

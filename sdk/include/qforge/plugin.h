@@ -347,10 +347,11 @@ typedef struct qf_quantizer_vtable {
   /* ---- since 1.1: container formats (a plugin that owns a file format,
    * like GGUF, declares its extensions in the descriptor) ---- */
 
-  /* Optional. Write `model` (a float HF checkpoint, or one brought in by
-   * container_import) into the plugin's own format at `out_path`,
-   * quantizing as the quantizer's config says. Streams tensor by tensor;
-   * the file appears atomically (temp + fsync + rename) or not at all. */
+  /* Optional. Write `model` (a float HF checkpoint) into the plugin's own
+   * format at `out_path`, quantizing as the quantizer's config says. `model`
+   * is NULL when the config names a source file of the plugin's own format
+   * ("requantize_from": path). Streams tensor by tensor; the file appears
+   * atomically (temp + fsync + rename) or not at all. */
   qf_status (*container_export)(qf_quantizer *q, qf_model *model,
                                 const char *out_path, qf_error *err);
   /* Optional. Read the plugin's file at `in_path` and emit it as an HF
@@ -359,8 +360,10 @@ typedef struct qf_quantizer_vtable {
    * quantized blocks) and an HF config.json via model_set_config_json. */
   qf_status (*container_import)(qf_quantizer *q, const char *in_path,
                                 qf_model *model, qf_error *err);
-  /* Optional. Describe the file at `in_path` as JSON text (metadata,
-   * tensors, types, bits per weight), allocated with host->alloc. */
+  /* Optional. Describe the file at `in_path` as JSON text allocated with
+   * host->alloc: {"format": "...", "version": N, "metadata": {key: value},
+   * "tensors": [{"name", "type", "shape", "bytes", "bits_per_weight"}],
+   * "bits_per_weight": overall}. */
   qf_status (*container_describe)(qf_quantizer *q, const char *in_path,
                                   char **out_json, qf_error *err);
 } qf_quantizer_vtable;
