@@ -32,6 +32,8 @@ int qf_cmd_inspect(int argc, char **argv);
 int qf_cmd_quantize(int argc, char **argv);
 int qf_cmd_raw(int argc, char **argv);
 int qf_cmd_convert(int argc, char **argv);
+int qf_cmd_eval(int argc, char **argv);
+int qf_cmd_demo(int argc, char **argv);
 
 /* Print "qforge: error: <formatted err>" to stderr. */
 void qf_cli_print_error(const qf_error *err);
@@ -56,9 +58,6 @@ qf_status qf_cli_plugin_for_file(const qf_cli_plugin_opts *o, const char *path,
 qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
                                   const char *in_path, const char *out_dir,
                                   int force, qf_error *err);
-
-/* Remove a folder tree (best effort). */
-void qf_cli_rm_rf(const char *dir);
 
 /* Read a whole raw little-endian file expected to hold exactly `expect`
  * bytes (0 = any size). Caller frees *out. */

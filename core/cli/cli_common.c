@@ -144,25 +144,6 @@ qf_status qf_cli_plugin_for_file(const qf_cli_plugin_opts *o, const char *path,
                    "%s: no registered scheme reads this kind of file", path);
 }
 
-void qf_cli_rm_rf(const char *dir) {
-  DIR *d = opendir(dir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char p[4096];
-      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-      struct stat sb;
-      if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-        qf_cli_rm_rf(p);
-      else
-        unlink(p);
-    }
-    closedir(d);
-  }
-  rmdir(dir);
-}
-
 static qf_status qf__import_sink(void *user, const char *name, const DLTensor *t,
                                  qf_error *err) {
   return qf_st_writer_add(user, name, qf_dtype_from_dl(t->dtype), t->ndim, t->shape,
@@ -198,12 +179,12 @@ qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
     const char *cfg = qf_model_config(m);
     st = qf_write_file_atomic(p, cfg, strlen(cfg), err);
   }
-  if (st == QF_OK && force && access(out_dir, F_OK) == 0) qf_cli_rm_rf(out_dir);
+  if (st == QF_OK && force && access(out_dir, F_OK) == 0) qf_remove_tree(out_dir);
   if (st == QF_OK && rename(tmp, out_dir) != 0)
     st = qf_errorf(err, QF_ERR_IO, "convert", "cannot move the result into %s: %s", out_dir,
                    strerror(errno));
   if (w) qf_st_writer_abort(w);
   qf_model_free(m);
-  if (st != QF_OK) qf_cli_rm_rf(tmp);
+  if (st != QF_OK) qf_remove_tree(tmp);
   return st;
 }

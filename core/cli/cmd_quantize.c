@@ -31,83 +31,19 @@ static void qf__quantize_usage(FILE *f) {
           "  --config JSON       quantization_config fields (override the flags below)\n");
   qf_quant_flags_help(f);
   fprintf(f,
-          "  --calib FILE        calibration tokens (.u32, .npy, JSON) for GPTQ/AWQ\n"
+          "  --calib FILE        calibration data for GPTQ/AWQ: token ids (.u32, .npy, JSON)\n"
+          "                      or text (encoded with MODEL_DIR's tokenizer.json)\n"
+          "  --calib-len N       calibration window length in tokens (default 512)\n"
+          "  --calib-seqs N      calibration windows used (default 128)\n"
           "  --shard-size MB     shard the output above this size (default 4096, 0 = never)\n"
           "  --force             replace OUT_DIR if it exists\n"
           "  --json              print a JSON summary on stdout\n");
 }
 
-typedef struct qf__qz_ctx {
-  qf_st_writer *writer;
-  qf_progress *bar;
-  uint64_t bytes_out;
-} qf__qz_ctx;
 
-static qf_status qf__sink(void *user, const char *name, const DLTensor *t, qf_error *err) {
-  qf__qz_ctx *c = user;
-  qf_dtype dt = qf_dtype_from_dl(t->dtype);
-  uint64_t n = 1;
-  for (int i = 0; i < t->ndim; i++) n *= (uint64_t)t->shape[i];
-  c->bytes_out += qf_dtype_size(dt) * n;
-  return qf_st_writer_add(c->writer, name, dt, t->ndim, t->shape,
-                          (const char *)t->data + t->byte_offset, err);
-}
 
-static void qf__on_tensor(void *user, size_t done, size_t total, const char *name) {
-  qf__qz_ctx *c = user;
-  (void)total;
-  (void)name;
-  qf_progress_update(c->bar, done);
-}
 
-/* Copy the tokenizer and generation files a loader expects beside the
- * weights. Missing files are fine. */
-static qf_status qf__copy_side_files(const char *src, const char *dst, qf_error *err) {
-  static const char *const names[] = {"tokenizer.json", "tokenizer_config.json",
-                                      "special_tokens_map.json", "generation_config.json",
-                                      "tokenizer.model", "vocab.json", "merges.txt"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    char sp[4096], dp[4096];
-    snprintf(sp, sizeof sp, "%s/%s", src, names[i]);
-    if (access(sp, R_OK) != 0) continue;
-    char *buf = NULL;
-    size_t n = 0;
-    qf_status st = qf_read_file(sp, &buf, &n, err);
-    if (st != QF_OK) return st;
-    snprintf(dp, sizeof dp, "%s/%s", dst, names[i]);
-    st = qf_write_file_atomic(dp, buf, n, err);
-    free(buf);
-    if (st != QF_OK) return st;
-  }
-  return QF_OK;
-}
 
-static qf_status qf__write_config(const char *in_cfg, const char *qcfg, const char *dir,
-                                  qf_error *err) {
-  json_error_t je;
-  json_t *cfg = json_loads(in_cfg ? in_cfg : "{}", 0, &je);
-  if (!cfg) cfg = json_object();
-  json_t *q = json_loads(qcfg ? qcfg : "{}", 0, &je);
-  if (!q)
-    return qf_errorf(err, QF_ERR_INTERNAL, "quantize",
-                     "the plugin's get_config_json returned invalid JSON: %s", je.text);
-  json_object_set_new(cfg, "quantization_config", q);
-  char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-  json_decref(cfg);
-  if (!text) return qf_errorf(err, QF_ERR_NO_MEMORY, "quantize", "out of memory");
-  char path[4096];
-  snprintf(path, sizeof path, "%s/config.json", dir);
-  size_t len = strlen(text);
-  char *withnl = realloc(text, len + 2);
-  if (withnl) {
-    text = withnl;
-    text[len++] = '\n';
-    text[len] = '\0';
-  }
-  qf_status st = qf_write_file_atomic(path, text, len, err);
-  free(text);
-  return st;
-}
 
 /* Is OUT a file the scheme owns as a container (e.g. gguf → out.gguf)? */
 static int qf__output_is_container(const qf_cli_plugin_opts *po, const char *method,
@@ -186,13 +122,15 @@ static int qf__quantize_container(const qf_cli_plugin_opts *po, const char *meth
 }
 
 int qf_cmd_quantize(int argc, char **argv) {
-  enum { O_CALIB = 1000, O_SHARD, O_FORCE, O_JSON, O_REG, O_BACKEND, O_CONFIG };
+  enum { O_CALIB = 1000, O_SHARD, O_FORCE, O_JSON, O_REG, O_BACKEND, O_CONFIG, O_CLEN, O_CSEQ };
   struct option opts[64];
   size_t no = 0;
   opts[no++] = (struct option){"method", required_argument, 0, 'm'};
   opts[no++] = (struct option){"output", required_argument, 0, 'o'};
   opts[no++] = (struct option){"config", required_argument, 0, O_CONFIG};
   opts[no++] = (struct option){"calib", required_argument, 0, O_CALIB};
+  opts[no++] = (struct option){"calib-len", required_argument, 0, O_CLEN};
+  opts[no++] = (struct option){"calib-seqs", required_argument, 0, O_CSEQ};
   opts[no++] = (struct option){"shard-size", required_argument, 0, O_SHARD};
   opts[no++] = (struct option){"force", no_argument, 0, O_FORCE};
   opts[no++] = (struct option){"json", no_argument, 0, O_JSON};
@@ -204,6 +142,7 @@ int qf_cmd_quantize(int argc, char **argv) {
 
   const char *method = NULL, *out_dir = NULL, *config = NULL, *calib_file = NULL;
   double shard_mb = 4096;
+  long long calib_len = 0, calib_seqs = 0;
   int force = 0, as_json = 0, c;
   qf_cli_plugin_opts po = {0};
   qf_quant_flags flags;
@@ -215,6 +154,8 @@ int qf_cmd_quantize(int argc, char **argv) {
       case 'o': out_dir = optarg; break;
       case O_CONFIG: config = optarg; break;
       case O_CALIB: calib_file = optarg; break;
+      case O_CLEN: calib_len = strtoll(optarg, NULL, 10); break;
+      case O_CSEQ: calib_seqs = strtoll(optarg, NULL, 10); break;
       case O_SHARD: shard_mb = strtod(optarg, NULL); break;
       case O_FORCE: force = 1; break;
       case O_JSON: as_json = 1; break;
@@ -233,125 +174,59 @@ int qf_cmd_quantize(int argc, char **argv) {
     return QF_EXIT_USAGE;
   }
   const char *in_dir = argv[optind];
-  qf_error err;
-  qf_error_clear(&err);
   if (!qf_cli_is_dir(in_dir) || qf__output_is_container(&po, method, out_dir))
     return qf__quantize_container(&po, method, &flags, config, in_dir, out_dir, force, as_json);
-  qf_status st = QF_OK;
-  qf_checkpoint *ck = NULL;
+  qf_error err;
+  qf_error_clear(&err);
   qf_registry *reg = NULL;
   qf_plugin *plugin = NULL;
-  qf_model *model = NULL;
-  qf_session *s = NULL;
-  char *cfg_text = NULL, tmp_dir[4096] = "";
-  qf__qz_ctx ctx = {0};
-  int rc = QF_EXIT_OK;
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-
-  if ((st = qf_checkpoint_open(in_dir, &ck, &err)) != QF_OK) goto fail;
-  {
-    json_error_t je;
-    const char *ic = qf_checkpoint_config_json(ck);
-    json_t *j = ic ? json_loads(ic, 0, &je) : NULL;
-    json_t *qc = j ? json_object_get(j, "quantization_config") : NULL;
-    if (qc) {
-      const char *qm = json_string_value(json_object_get(qc, "quant_method"));
-      st = qf_errorf(&err, QF_ERR_INVALID_ARGUMENT, "quantize",
-                     "%s/config.json: the model is already quantized (quant_method '%s'); "
-                     "quantize a float checkpoint", in_dir, qm ? qm : "?");
-      json_decref(j);
-      goto fail;
-    }
-    json_decref(j);
+  char *cfg_text = NULL;
+  qf_quantize_result res;
+  memset(&res, 0, sizeof res);
+  qf_status st = qf_cli_load_plugin(&po, method, &reg, &plugin, &err);
+  if (st == QF_OK) st = qf_quant_flags_config(&flags, plugin->desc->name, config, &cfg_text, &err);
+  if (st == QF_OK) {
+    qf_quantize_request req = {0};
+    req.struct_size = sizeof req;
+    req.plugin = plugin;
+    req.config_json = cfg_text;
+    req.in_dir = in_dir;
+    req.out_dir = out_dir;
+    req.calib_path = calib_file;
+    req.calib_seq_len = calib_len;
+    req.calib_max_seqs = calib_seqs;
+    req.shard_bytes = (uint64_t)(shard_mb * 1048576.0);
+    req.force = force;
+    req.progress = 1;
+    st = qf_quantize_folder(&req, &res, &err);
   }
-  if ((st = qf_cli_load_plugin(&po, method, &reg, &plugin, &err)) != QF_OK) goto fail;
-  if ((st = qf_quant_flags_config(&flags, plugin->desc->name, config, &cfg_text, &err)) != QF_OK)
-    goto fail;
-  if (calib_file || (plugin->desc->caps & QF_CAP_REQUIRES_CALIBRATION)) {
-    st = qf_errorf(&err, QF_ERR_UNSUPPORTED, "quantize",
-                   "scheme '%s' needs calibration through the model runtime, which this "
-                   "build does not provide yet", plugin->desc->name);
-    goto fail;
-  }
-  /* output folder: refuse to clobber unless --force */
-  if (access(out_dir, F_OK) == 0 && !force) {
-    st = qf_errorf(&err, QF_ERR_INVALID_ARGUMENT, "quantize",
-                   "%s already exists (use --force to replace it)", out_dir);
-    goto fail;
-  }
-  snprintf(tmp_dir, sizeof tmp_dir, "%s.partial-XXXXXX", out_dir);
-  if (!mkdtemp(tmp_dir)) {
-    st = qf_errorf(&err, QF_ERR_IO, "quantize", "%s: cannot create a folder beside it: %s",
-                   out_dir, strerror(errno));
-    tmp_dir[0] = '\0';
-    goto fail;
-  }
-  if ((st = qf_st_writer_new(tmp_dir, (uint64_t)(shard_mb * 1048576.0), &ctx.writer, &err)) !=
-      QF_OK)
-    goto fail;
-  if ((st = qf_model_new(ck, &model, &err)) != QF_OK) goto fail;
-  qf_model_set_sink(model, qf__sink, &ctx);
-  ctx.bar = qf_progress_new("quantize", qf_checkpoint_count(ck));
-  qf_run_options opt = {0};
-  opt.struct_size = sizeof opt;
-  opt.config_json = cfg_text;
-  opt.on_tensor = qf__on_tensor;
-  opt.user = &ctx;
-  st = qf_run_lifecycle(plugin, model, &opt, &s, &err);
-  qf_progress_done(ctx.bar);
-  ctx.bar = NULL;
-  if (st != QF_OK) goto fail;
-  st = qf_st_writer_finish(ctx.writer, &err);
-  ctx.writer = NULL;
-  if (st != QF_OK) goto fail;
-  if ((st = qf__write_config(qf_checkpoint_config_json(ck), s->config_json, tmp_dir, &err)) != QF_OK)
-    goto fail;
-  if ((st = qf__copy_side_files(qf_checkpoint_dir(ck), tmp_dir, &err)) != QF_OK) goto fail;
-  if (force && access(out_dir, F_OK) == 0) qf_cli_rm_rf(out_dir);
-  if (rename(tmp_dir, out_dir) != 0) {
-    st = qf_errorf(&err, QF_ERR_IO, "quantize", "cannot move the result into %s: %s", out_dir,
-                   strerror(errno));
-    goto fail;
-  }
-  tmp_dir[0] = '\0';
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  {
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    uint64_t in_bytes = 0;
-    for (size_t i = 0; i < qf_checkpoint_count(ck); i++) in_bytes += qf_checkpoint_at(ck, i)->nbytes;
+  if (st == QF_OK) {
     if (as_json) {
       json_t *j = json_object();
       json_object_set_new(j, "method", json_string(plugin->desc->name));
       json_object_set_new(j, "backend", json_string(qf_backend_name(plugin->backend)));
       json_object_set_new(j, "output", json_string(out_dir));
-      json_object_set_new(j, "tensors_in", json_integer((json_int_t)qf_checkpoint_count(ck)));
-      json_object_set_new(j, "bytes_in", json_integer((json_int_t)in_bytes));
-      json_object_set_new(j, "bytes_out", json_integer((json_int_t)ctx.bytes_out));
-      json_object_set_new(j, "seconds", json_real(secs));
+      json_object_set_new(j, "tensors_in", json_integer((json_int_t)res.tensors_in));
+      json_object_set_new(j, "tensors_quantized", json_integer((json_int_t)res.tensors_quantized));
+      json_object_set_new(j, "bytes_in", json_integer((json_int_t)res.bytes_in));
+      json_object_set_new(j, "bytes_out", json_integer((json_int_t)res.bytes_out));
+      json_object_set_new(j, "seconds", json_real(res.seconds));
       json_error_t je;
-      json_t *q = json_loads(s->config_json, 0, &je);
+      json_t *q = res.config_json ? json_loads(res.config_json, 0, &je) : NULL;
       json_object_set_new(j, "quantization_config", q ? q : json_null());
       qf_cli_print_json(j);
     } else {
-      fprintf(stderr, "qforge: %s: %.1f MiB -> %.1f MiB in %.2f s, written to %s\n",
-              plugin->desc->name, (double)in_bytes / 1048576.0,
-              (double)ctx.bytes_out / 1048576.0, secs, out_dir);
+      fprintf(stderr, "qforge: %s: %zu of %zu tensors quantized, %.1f MiB -> %.1f MiB in %.2f s, "
+              "written to %s\n", plugin->desc->name, res.tensors_quantized, res.tensors_in,
+              (double)res.bytes_in / 1048576.0, (double)res.bytes_out / 1048576.0, res.seconds,
+              out_dir);
     }
+  } else {
+    qf_cli_print_error(&err);
   }
-  goto done;
-fail:
-  rc = qf_cli_exit_code(st);
-  qf_cli_print_error(&err);
-done:
-  if (ctx.bar) qf_progress_done(ctx.bar);
-  if (ctx.writer) qf_st_writer_abort(ctx.writer);
-  if (tmp_dir[0]) qf_cli_rm_rf(tmp_dir);
-  qf_session_free(s);
-  qf_model_free(model);
+  qf_quantize_result_clear(&res);
   free(cfg_text);
   qf_plugin_release(plugin);
   qf_registry_free(reg);
-  qf_checkpoint_close(ck);
-  return rc;
+  return qf_cli_exit_code(st);
 }

@@ -38,21 +38,6 @@ static void qf__lower(char *s) {
   for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
-static qf_status qf__mkdir_p(const char *path, qf_error *err) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return qf_errorf(err, QF_ERR_IO, "raw", "%s: cannot create folder: %s", buf, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-    return qf_errorf(err, QF_ERR_IO, "raw", "%s: cannot create folder: %s", buf, strerror(errno));
-  return QF_OK;
-}
-
 typedef struct qf__raw_args {
   const char *method, *config, *in, *out, *imatrix, *hessian;
   long long rows, cols;
@@ -154,7 +139,7 @@ static int qf__raw_quantize(qf__raw_args *a) {
   opt.config_json = a->config ? a->config : "{}";
   opt.calib = calib;
   if ((st = qf_run_lifecycle(plugin, model, &opt, &s, &err)) != QF_OK) goto fail;
-  if ((st = qf__mkdir_p(a->out, &err)) != QF_OK) goto fail;
+  if ((st = qf_mkdir_p(a->out, &err)) != QF_OK) goto fail;
   manifest = json_object();
   json_object_set_new(manifest, "method", json_string(plugin->desc->name));
   json_error_t je;

@@ -18,6 +18,7 @@ static const qf_cli_command qf__commands[] = {
     {"inspect", qf_cmd_inspect, "show a safetensors file or HF model folder"},
     {"quantize", qf_cmd_quantize, "quantize a float HF model folder with a scheme"},
     {"convert", qf_cmd_convert, "convert between an HF folder and a container format (GGUF)"},
+    {"eval", qf_cmd_eval, "perplexity, KL divergence and top-1 agreement of a model"},
     {"raw", qf_cmd_raw, "quantize / dequantize one raw float32 matrix (testing, debugging)"},
 };
 

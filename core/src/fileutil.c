@@ -5,6 +5,7 @@
  * the safetensors writer reuses. Every failure becomes a qf_error naming the
  * path, the operation and the system's reason; nothing here aborts.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -335,4 +336,26 @@ qf_status qf_read_file(const char *path, char **out, size_t *n,
   *out = buf;
   if (n) *n = len;
   return QF_OK;
+}
+
+qf_status qf_mkdir_p(const char *dir, qf_error *err) { return qf__mkdir_p(dir, err); }
+
+void qf_remove_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      char *p = qf__path_join(dir, e->d_name);
+      if (!p) continue;
+      struct stat sb;
+      if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+        qf_remove_tree(p);
+      else
+        unlink(p);
+      free(p);
+    }
+    closedir(d);
+  }
+  rmdir(dir);
 }

@@ -28,6 +28,7 @@
 #include <strings.h>
 
 #include "arch_keys.h"
+#include "model_internal.h"
 #include "qforge/plugin_util.h"
 #include "qforge/qforge.h"
 
@@ -231,13 +232,20 @@ qf_status qf_run_lifecycle(qf_plugin *p, qf_model *model,
   /* L18.1 */
   if (qf__negotiate_keys(p, s, model, err) != QF_OK) goto fail;
   /* L18.5 */
-  for (size_t i = 0; i < n_in; i++) {
+  if (opt->order && opt->n_order != n_in) {
+    qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "lifecycle",
+              "tensor order lists %zu tensors, the model has %zu", opt->n_order, n_in);
+    goto fail;
+  }
+  for (size_t step = 0; step < n_in; step++) {
+    size_t i = opt->order ? opt->order[step] : step;
     qf_tensor_info ti;
     if (qf_model_input_at(model, i, &ti, err) != QF_OK) goto fail;
     int needs = 0;
     QF_CALL(p, "param_needs_quantization",
             vt->param_needs_quantization(s->q, model, ti.name, &needs, &perr));
-    if (needs && !opt->pre_quantized) {
+    int quantized = needs && !opt->pre_quantized;
+    if (quantized) {
       if (!qf_dtype_is_float(ti.tensor.dtype)) {
         qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "lifecycle",
                   "tensor '%s' is not f32/f16/bf16 and cannot be quantized "
@@ -246,12 +254,15 @@ qf_status qf_run_lifecycle(qf_plugin *p, qf_model *model,
       }
       QF_CALL(p, "create_quantized_param",
               vt->create_quantized_param(s->q, model, ti.name, &ti.tensor, opt->calib, &perr));
-    } else if (!opt->pre_quantized) {
-      /* kept as it is: emitted so a streaming writer sees it */
+    } else if (!opt->pre_quantized && !qf__model_has_output(model, ti.name)) {
+      /* kept as it is: emitted so a streaming writer sees it (unless the
+       * plugin already emitted a new version, e.g. AWQ's scaled norms) */
       qf_status st = host->model_put_tensor(model, ti.name, &ti.tensor, err);
       if (st != QF_OK) goto fail;
     }
-    if (opt->on_tensor) opt->on_tensor(opt->user, i + 1, n_in, ti.name);
+    if (opt->after_tensor && opt->after_tensor(opt->user, s, model, ti.name, quantized, err) != QF_OK)
+      goto fail;
+    if (opt->on_tensor) opt->on_tensor(opt->user, step + 1, n_in, ti.name);
   }
   /* L21 */
   if (QF_VT(p, postprocess_model))

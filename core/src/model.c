@@ -307,3 +307,11 @@ qf_status qf__model_set_config(qf_model *m, const char *json, qf_error *err) {
   pthread_mutex_unlock(&m->lock);
   return QF_OK;
 }
+
+int qf__model_has_output(const qf_model *m, const char *name) {
+  qf_model *mm = (qf_model *)m;
+  pthread_mutex_lock(&mm->lock);
+  int has = qf__index_get(&m->outputs.index, m->outputs.slots, name) != SIZE_MAX;
+  pthread_mutex_unlock(&mm->lock);
+  return has;
+}

@@ -43,6 +43,8 @@ qf_status qf__model_find(const qf_model *m, const char *name,
 qf_status qf__model_put(qf_model *m, const char *name, const DLTensor *t,
                         qf_error *err);
 size_t qf__dl_nbytes(const DLTensor *t);
+/* Has a tensor of that name been emitted (and kept)? */
+int qf__model_has_output(const qf_model *m, const char *name);
 qf_status qf__model_set_config(qf_model *m, const char *json, qf_error *err);
 
 #endif /* QF_MODEL_INTERNAL_H */

@@ -36,6 +36,15 @@ typedef struct qf_run_options {
   /* Called after each tensor (progress); may be NULL. */
   void (*on_tensor)(void *user, size_t done, size_t total, const char *name);
   void *user;
+  /* Order of the per-tensor loop: n_order input indices (NULL = checkpoint
+   * order). Calibrated quantization passes the forward order. */
+  const size_t *order;
+  size_t n_order;
+  /* Called after each tensor of the loop with the live session; a non-OK
+   * return stops the run. `quantized` says whether create_quantized_param
+   * ran for it. May be NULL. */
+  qf_status (*after_tensor)(void *user, qf_session *s, qf_model *model,
+                            const char *name, int quantized, qf_error *err);
 } qf_run_options;
 
 /* Quantize path: every input tensor is either passed through (emitted

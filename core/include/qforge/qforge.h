@@ -87,5 +87,7 @@ QF_API void qf_progress_done(qf_progress *p);
 #include "qforge/model.h"
 #include "qforge/lifecycle.h"
 #include "qforge/runtime.h"
+#include "qforge/qmodel.h"
+#include "qforge/quantize.h"
 
 #endif /* QFORGE_QFORGE_H */

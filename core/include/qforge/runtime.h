@@ -201,10 +201,13 @@ typedef qf_status (*qf_rt_observer_fn)(void *user, int layer, qf_rt_site site,
                                        const float *x, int64_t M, int64_t K,
                                        qf_error *err);
 
-/* A float weight replacing a checkpoint linear for one call (AWQ trials). */
+/* A float tensor replacing a block's checkpoint tensor for one call (AWQ
+ * trials): a linear weight ("model.layers.i.<module>.weight", [N, K]), a
+ * linear bias ("….bias", [N]) or a norm weight
+ * ("model.layers.i.input_layernorm.weight", [hidden]). */
 typedef struct qf_rt_override {
-  const char *name;  /* "model.layers.i.<module>.weight" */
-  const float *w;    /* [N, K] f32, borrowed */
+  const char *name;
+  const float *w;    /* f32, borrowed, shaped as the tensor it replaces */
 } qf_rt_override;
 
 typedef struct qf_rt_block_opts {

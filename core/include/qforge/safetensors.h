@@ -116,6 +116,10 @@ QF_API void qf_st_writer_abort(qf_st_writer *w);
  * rename, fsync of the folder). */
 QF_API qf_status qf_write_file_atomic(const char *path, const void *data,
                                       size_t n, qf_error *err);
+/* Create a folder and its parents (like mkdir -p). */
+QF_API qf_status qf_mkdir_p(const char *dir, qf_error *err);
+/* Remove a folder tree, best effort (used to drop partial outputs). */
+QF_API void qf_remove_tree(const char *dir);
 /* Read a whole file into a NUL-terminated malloc'ed buffer (caller frees). */
 QF_API qf_status qf_read_file(const char *path, char **out, size_t *n,
                               qf_error *err);
