@@ -14,6 +14,7 @@ typedef struct qf_cli_command {
 } qf_cli_command;
 
 static const qf_cli_command qf__commands[] = {
+    {"demo", qf_cmd_demo, "quantize a generated model with every scheme and compare them"},
     {"plugins", qf_cmd_plugins, "list registered schemes, their builds and the chosen backend"},
     {"inspect", qf_cmd_inspect, "show a safetensors file or HF model folder"},
     {"quantize", qf_cmd_quantize, "quantize a float HF model folder with a scheme"},

@@ -8,6 +8,7 @@
  * Config (JSON, the quantization_config object):
  *   {"quant_method": "rtn", "bits": 4|8, "group_size": 128 (or -1), "sym": true}
  */
+#include <cblas.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,40 @@ static qf_status qf__dequantize(qf_quantizer *q, const qf_model *model, const ch
   return QF_OK;
 }
 
+/* Pre-quantized loading: a float model expects "<m>.weight"; the checkpoint
+ * has "<m>.qweight", "<m>.scales" (and "<m>.zeros") instead. Both sides are
+ * accounted for when the quantized tensors are there. */
+static int qf__has(qf_quantizer *q, const qf_model *model, const char *name) {
+  qf_tensor_info ti;
+  qf_error e;
+  return q->host->model_find_tensor(model, name, &ti, &e) == QF_OK;
+}
+
+static qf_status qf__missing_keys(qf_quantizer *q, const qf_model *model, const char *const *keys,
+                                  size_t n, uint8_t *keep, qf_error *err) {
+  for (size_t i = 0; i < n; i++) {
+    char prefix[512], qn[600];
+    if (!qf_strip_suffix(keys[i], "weight", prefix, sizeof prefix)) continue;
+    snprintf(qn, sizeof qn, "%sqweight", prefix);
+    if (qf__has(q, model, qn)) keep[i] = 0;
+  }
+  return QF_OK;
+}
+
+static qf_status qf__unexpected_keys(qf_quantizer *q, const qf_model *model,
+                                     const char *const *keys, size_t n, uint8_t *keep,
+                                     qf_error *err) {
+  static const char *const suffixes[] = {"qweight", "scales", "zeros"};
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < 3; j++) {
+      char prefix[512], qn[600];
+      if (!qf_strip_suffix(keys[i], suffixes[j], prefix, sizeof prefix)) continue;
+      snprintf(qn, sizeof qn, "%sqweight", prefix);
+      if (qf__has(q, model, qn)) keep[i] = 0;
+    }
+  return QF_OK;
+}
+
 /* After loading: every quantized module must be consistent. */
 static qf_status qf__postprocess(qf_quantizer *q, qf_model *model, qf_error *err) {
   size_t n = q->host->model_tensor_count(model);
@@ -322,20 +357,16 @@ static qf_status qf__linear_forward(qf_quantizer *q, const qf_model *model, cons
                         xd, M, yd, msg, sizeof msg) != 0)
     return qf_fail(err, QF_ERR_ENVIRONMENT, NAME, "linear_forward", "GPU: %s", msg);
 #else
+  /* dequantize the weight once, then one SGEMM: y = x · Wᵀ */
   const int64_t G = qf_rtn_groups(&q->p, K), rb = qf_rtn_row_bytes(&q->p, K);
-  float *row = malloc((size_t)K * sizeof *row);
-  if (!row) return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "linear_forward", "out of memory");
-  for (int64_t n = 0; n < N; n++) {
+  float *w = malloc((size_t)(N * K) * sizeof *w);
+  if (!w) return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "linear_forward", "out of memory");
+  for (int64_t n = 0; n < N; n++)
     qf_rtn_dequantize_row(&q->p, m.codes + n * rb, m.scales + n * G,
-                          m.zeros ? m.zeros + n * G : NULL, K, row);
-    for (int64_t i = 0; i < M; i++) {
-      const float *xi = xd + i * K;
-      double acc = 0.0;
-      for (int64_t k = 0; k < K; k++) acc += (double)xi[k] * row[k];
-      yd[i * N + n] = (float)acc;
-    }
-  }
-  free(row);
+                          m.zeros ? m.zeros + n * G : NULL, K, w + n * K);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)M, (blasint)N, (blasint)K, 1.0f,
+              xd, (blasint)K, w, (blasint)K, 0.0f, yd, (blasint)N);
+  free(w);
 #endif
   if (m.bias)
     for (int64_t i = 0; i < M; i++)
@@ -370,6 +401,8 @@ static const qf_quantizer_vtable qf__vtable = {
     .validate_environment = qf__validate_environment,
     .param_needs_quantization = qf__needs,
     .create_quantized_param = qf__create_quantized_param,
+    .update_missing_keys = qf__missing_keys,
+    .update_unexpected_keys = qf__unexpected_keys,
     .postprocess_model = qf__postprocess,
     .get_config_json = qf__get_config_json,
     .dequantize = qf__dequantize,
