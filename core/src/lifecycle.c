@@ -336,3 +336,32 @@ fail:
   if (q) vt->destroy(q);
   return err && err->code != QF_OK ? err->code : QF_ERR_INTERNAL;
 }
+
+qf_status qf_run_convert_format(qf_plugin *p, const char *config_json, qf_model *in,
+                                const char *target, qf_model *out, char **config_out,
+                                qf_error *err) {
+  *config_out = NULL;
+  if (!QF_VT(p, convert_format))
+    return qf_errorf(err, QF_ERR_UNSUPPORTED, "convert",
+                     "scheme '%s' cannot convert its checkpoints to another layout",
+                     p->desc->name);
+  qf_run_options o = {0};
+  o.struct_size = sizeof o;
+  o.pre_quantized = 1;
+  o.config_json = config_json;
+  qf_session *s = NULL;
+  qf_status st = qf_run_lifecycle(p, in, &o, &s, err);
+  if (st != QF_OK) return st;
+  qf_error perr;
+  qf_error_clear(&perr);
+  char *text = NULL;
+  st = p->desc->vtable->convert_format(s->q, in, out, target, &text, &perr);
+  if (st != QF_OK) {
+    qf__plugin_fail(p, "convert_format", st, &perr, err);
+  } else {
+    *config_out = text ? strdup(text) : NULL;
+  }
+  qf_host_table()->free(text);
+  qf_session_free(s);
+  return st;
+}

@@ -163,7 +163,7 @@ static void qf__on_tensor(void *user, size_t done, size_t total, const char *nam
   }
 }
 
-static qf_status qf__copy_side_files(const char *src, const char *dst, qf_error *err) {
+qf_status qf_copy_side_files(const char *src, const char *dst, qf_error *err) {
   static const char *const names[] = {"tokenizer.json", "tokenizer_config.json",
                                       "special_tokens_map.json", "generation_config.json",
                                       "tokenizer.model", "vocab.json", "merges.txt"};
@@ -183,8 +183,8 @@ static qf_status qf__copy_side_files(const char *src, const char *dst, qf_error 
   return QF_OK;
 }
 
-static qf_status qf__write_config(const char *in_cfg, const char *qcfg, const char *dir,
-                                  qf_error *err) {
+qf_status qf_write_hf_config(const char *in_cfg, const char *qcfg, const char *dir,
+                             qf_error *err) {
   json_error_t je;
   json_t *cfg = json_loads(in_cfg ? in_cfg : "{}", 0, &je);
   if (!cfg) cfg = json_object();
@@ -356,9 +356,9 @@ qf_status qf_quantize_folder(const qf_quantize_request *req, qf_quantize_result 
   st = qf_st_writer_finish(c.writer, err);
   c.writer = NULL;
   if (st != QF_OK) goto done;
-  if ((st = qf__write_config(qf_checkpoint_config_json(ck), s->config_json, tmp, err)) != QF_OK)
+  if ((st = qf_write_hf_config(qf_checkpoint_config_json(ck), s->config_json, tmp, err)) != QF_OK)
     goto done;
-  if ((st = qf__copy_side_files(qf_checkpoint_dir(ck), tmp, err)) != QF_OK) goto done;
+  if ((st = qf_copy_side_files(qf_checkpoint_dir(ck), tmp, err)) != QF_OK) goto done;
   if (req->force && access(req->out_dir, F_OK) == 0) qf_remove_tree(req->out_dir);
   if (rename(tmp, req->out_dir) != 0) {
     st = qf_errorf(err, QF_ERR_IO, "quantize", "cannot move the result into %s: %s", req->out_dir,

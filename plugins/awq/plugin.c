@@ -409,6 +409,7 @@ static const qf_quantizer_vtable awq_vtable = {
     .get_config_json = awq_get_config_json,
     .dequantize = qf__awq_dequantize,
     .linear_forward = qf__awq_linear_forward,
+    .convert_format = qf__awq_convert_format,
 };
 
 static const char *const awq_methods[] = {"awq", NULL};

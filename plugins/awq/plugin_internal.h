@@ -108,6 +108,10 @@ void qf__awq_block_mark_done(qf_quantizer *q, const char *bprefix);
 
 /* ---- plugin_forward.c */
 
+/* convert_gptq.c: the convert_format slot (AWQ GEMM → GPTQ). */
+qf_status qf__awq_convert_format(qf_quantizer *q, const qf_model *in, qf_model *out,
+                                 const char *target, char **out_config_json, qf_error *err);
+
 qf_status qf__awq_dequantize(qf_quantizer *q, const qf_model *model,
                              const char *name, DLTensor *out, qf_error *err);
 qf_status qf__awq_linear_forward(qf_quantizer *q, const qf_model *model,

@@ -35,9 +35,9 @@ typedef struct qf__plan {
   int64_t ne[4];
   int64_t rows, cols;
   int64_t qk_heads;
-  int64_t mat_rows;       /* rows per importance slice (3-D experts); = rows otherwise */
-  const float *imatrix;   /* cols × (rows / mat_rows) values, or NULL */
-  int copy;               /* requantize: bytes unchanged */
+  int64_t mat_rows;     /* rows per importance slice (3-D experts); = rows otherwise */
+  const float *imatrix; /* cols × (rows / mat_rows) values, or NULL */
+  int copy;             /* requantize: bytes unchanged */
   int layer;
 } qf__plan;
 
@@ -56,8 +56,10 @@ static int qf__choose_type(const qf_gguf_export_opts *o, const char *name, int64
                            const qf_gguf_policy_ctx *ctx) {
   int t;
   if (qf__is_float_type(o->ftype->base_type) && o->pure_type < 0) return o->ftype->base_type;
-  if (o->pure_type >= 0) t = qf_gguf_fallback_type(o->pure_type, ne0);
-  else t = qf_gguf_policy_type(o->ftype, name, ne0, ctx);
+  if (o->pure_type >= 0)
+    t = qf_gguf_fallback_type(o->pure_type, ne0);
+  else
+    t = qf_gguf_policy_type(o->ftype, name, ne0, ctx);
   if (o->token_embd_type >= 0 && !strcmp(name, "token_embd.weight")) t = o->token_embd_type;
   if (o->output_type >= 0 &&
       (!strcmp(name, "output.weight") || (!ctx->has_output && !strcmp(name, "token_embd.weight"))))
@@ -75,9 +77,9 @@ static qf_status qf__plan_imatrix(qf__plan *p, const qf_gguf_export_opts *o,
     if (e->ne0 != p->cols || (e->n_mat != 1 && e->n_mat != n_mat))
       return FAIL(err, QF_ERR_INVALID_ARGUMENT,
                   "%s: imatrix entry '%s' has %lld x %lld values but tensor '%s' needs rows of "
-                  "%lld (x %lld matrices): imatrix size mismatch", o->imatrix_file, p->name,
-                  (long long)e->ne0, (long long)e->n_mat, p->name, (long long)p->cols,
-                  (long long)n_mat);
+                  "%lld (x %lld matrices): imatrix size mismatch",
+                  o->imatrix_file, p->name, (long long)e->ne0, (long long)e->n_mat, p->name,
+                  (long long)p->cols, (long long)n_mat);
     if (e->n_mat == 1) p->mat_rows = p->rows;
     p->imatrix = e->values;
   } else if (im && !qf__is_float_type(p->type) && strcmp(p->name, "token_embd.weight") != 0) {
@@ -94,13 +96,18 @@ static qf_status qf__check_type(const qf__plan *p, qf_error *err) {
   if (p->type < 0)
     return FAIL(err, QF_ERR_UNSUPPORTED,
                 "tensor '%s': row length %lld fits no block size of the chosen type and "
-                "llama-quantize has no fallback for it", p->name, (long long)p->cols);
+                "llama-quantize has no fallback for it",
+                p->name, (long long)p->cols);
   if (!p->copy && !qf_gguf_can_quantize(p->type))
-    return FAIL(err, QF_ERR_UNSUPPORTED, "tensor '%s': ggml type %s cannot be produced by this "
-                "build (no quantizer)", p->name, qf_gguf_type_name(p->type));
+    return FAIL(err, QF_ERR_UNSUPPORTED,
+                "tensor '%s': ggml type %s cannot be produced by this "
+                "build (no quantizer)",
+                p->name, qf_gguf_type_name(p->type));
   if (qf_gguf_row_size(p->type, p->cols) == 0)
-    return FAIL(err, QF_ERR_INVALID_ARGUMENT, "tensor '%s': row length %lld is not a multiple of "
-                "the %s block size %lld", p->name, (long long)p->cols, qf_gguf_type_name(p->type),
+    return FAIL(err, QF_ERR_INVALID_ARGUMENT,
+                "tensor '%s': row length %lld is not a multiple of "
+                "the %s block size %lld",
+                p->name, (long long)p->cols, qf_gguf_type_name(p->type),
                 (long long)qf_gguf_blck_size(p->type));
   return QF_OK;
 }
@@ -145,8 +152,9 @@ static qf_status qf__emit(qf_gguf_writer *w, const qf__plan *p, const qf_gguf_en
       if (p->generated) {
         memcpy(buf, p->generated + r0 * p->cols, (size_t)(n * p->cols) * sizeof(float));
       } else if (p->gsrc) {
-        if (qf_gguf_dequantize_mt(p->gsrc->type, (const uint8_t *)p->gsrc->data + (size_t)r0 * src_rs,
-                                  buf, n, p->cols, env->n_threads) != 0) {
+        if (qf_gguf_dequantize_mt(p->gsrc->type,
+                                  (const uint8_t *)p->gsrc->data + (size_t)r0 * src_rs, buf, n,
+                                  p->cols, env->n_threads) != 0) {
           st = FAIL(err, QF_ERR_FORMAT, "tensor '%s': cannot dequantize its %s data", p->name,
                     qf_gguf_type_name(p->gsrc->type));
           goto out;
@@ -210,7 +218,8 @@ static qf_status qf__imatrix_kvs(qf_gguf_writer *w, const qf_gguf_export_opts *o
 }
 
 static qf_status qf__tail_kvs(qf_gguf_writer *w, const qf_gguf_export_opts *o, qf_error *err) {
-  qf_status st = qf_gguf_writer_set_u32(w, "general.quantization_version", QF_GGUF_QNT_VERSION, err);
+  qf_status st =
+      qf_gguf_writer_set_u32(w, "general.quantization_version", QF_GGUF_QNT_VERSION, err);
   if (st == QF_OK) st = qf_gguf_writer_set_u32(w, "general.file_type", (uint32_t)o->ftype->id, err);
   return st;
 }
@@ -228,8 +237,10 @@ static float *qf__llama3_rope_freqs(const qf_gguf_hparams *hp, int64_t *n_out) {
   for (int64_t i = 0; i < n; i++) {
     float freq = 1.0f / powf(hp->rope_theta, (float)(2 * i) / (float)dim);
     double wl = 2.0 * pi / freq;
-    if (wl < high_wl) f[i] = 1.0f;
-    else if (wl > low_wl) f[i] = (float)factor;
+    if (wl < high_wl)
+      f[i] = 1.0f;
+    else if (wl > low_wl)
+      f[i] = (float)factor;
     else {
       double smooth = (old_ctx / wl - lo) / (hi - lo);
       f[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
@@ -308,8 +319,7 @@ qf_status qf_gguf_export_hf(const qf_gguf_export_opts *o, const qf_gguf_env *env
     p->layer = -1;
   }
   qsort(plan, np, sizeof *plan, qf__plan_cmp);
-  if ((st = qf_gguf_writer_create(&w, err)) || (st = qf_gguf_write_hparams(w, &hp, err)))
-    goto out;
+  if ((st = qf_gguf_writer_create(&w, err)) || (st = qf_gguf_write_hparams(w, &hp, err))) goto out;
   if (o->tokenizer_json && (st = qf_gguf_write_tokenizer(w, o->tokenizer_json, &hp, env, err)))
     goto out;
   if ((st = qf__imatrix_kvs(w, o, im, err)) || (st = qf__tail_kvs(w, o, err))) goto out;
@@ -331,7 +341,7 @@ static int qf__requant_candidate(const qf_gguf_tensor *t) {
     if (t->ne[d] != 1) nd = d + 1;
   if (nd < 2) return 0;
   static const char *const never[] = {"_norm.weight", "ffn_gate_inp.weight", "pos_embd",
-                                      "token_types", "ssm_conv1d", "attn_rel_b"};
+                                      "token_types",  "ssm_conv1d",          "attn_rel_b"};
   for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
     if (strstr(t->name, never[i])) return 0;
   return 1;
@@ -354,8 +364,10 @@ qf_status qf_gguf_requantize(const qf_gguf_export_opts *o, const qf_gguf_env *en
     goto out;
   }
   if (o->imatrix_file && (st = qf_gguf_imatrix_load(o->imatrix_file, &im, err)) != QF_OK) goto out;
-  qf_gguf_policy_ctx ctx = {hp.arch, hp.n_layer, hp.n_head, hp.n_head_kv, hp.n_expert,
-                            qf_gguf_find_tensor(f, "output.weight") != NULL, im != NULL};
+  qf_gguf_policy_ctx ctx = {hp.arch,     hp.n_layer,
+                            hp.n_head,   hp.n_head_kv,
+                            hp.n_expert, qf_gguf_find_tensor(f, "output.weight") != NULL,
+                            im != NULL};
   int warned = 0;
   for (size_t i = 0; i < n; i++) {
     const qf_gguf_tensor *g = qf_gguf_tensor_at(f, i);
@@ -373,13 +385,17 @@ qf_status qf_gguf_requantize(const qf_gguf_export_opts *o, const qf_gguf_env *en
     if ((st = qf__check_type(p, err)) != QF_OK) goto out;
     if (p->copy) continue;
     if (!qf_gguf_can_dequantize(g->type)) {
-      st = FAIL(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s' is %s, which cannot be dequantized to "
-                "requantize it", in_path, g->name, qf_gguf_type_name(g->type));
+      st = FAIL(err, QF_ERR_UNSUPPORTED,
+                "%s: tensor '%s' is %s, which cannot be dequantized to "
+                "requantize it",
+                in_path, g->name, qf_gguf_type_name(g->type));
       goto out;
     }
     if (!qf__is_float_type(g->type) && !warned++)
-      qf_gguf_logf(env, QF_LOG_WARN, "%s: requantizing already quantized tensors (first: '%s', %s) "
-                   "compounds their error", in_path, g->name, qf_gguf_type_name(g->type));
+      qf_gguf_logf(env, QF_LOG_WARN,
+                   "%s: requantizing already quantized tensors (first: '%s', %s) "
+                   "compounds their error",
+                   in_path, g->name, qf_gguf_type_name(g->type));
     if ((st = qf__plan_imatrix(p, o, im, env, err)) != QF_OK) goto out;
   }
   qsort(plan, n, sizeof *plan, qf__plan_cmp);

@@ -51,16 +51,18 @@ static qf_status qf__import_one(const qf_gguf_file *f, const qf_gguf_tensor *t,
   }
   const qf_gguf_type_info *ti = qf_gguf_type_get(t->type);
   if (!ti || !ti->can_dequantize)
-    return FAIL(err, QF_ERR_UNSUPPORTED, "%s: tensor '%s' has ggml type %d (%s), which this plugin "
-                "cannot dequantize", qf_gguf_path(f), t->name, t->type,
-                ti ? ti->name : "unknown");
+    return FAIL(err, QF_ERR_UNSUPPORTED,
+                "%s: tensor '%s' has ggml type %d (%s), which this plugin "
+                "cannot dequantize",
+                qf_gguf_path(f), t->name, t->type, ti ? ti->name : "unknown");
   int64_t shape[4];
   int nd = qf__hf_shape(t, shape);
   const int64_t cols = t->ne[0], rows = qf_gguf_tensor_nelements(t) / (cols ? cols : 1);
   const int64_t heads = qf_gguf_qk_heads(t->name, hp);
   if (heads && rows % (2 * heads) != 0)
-    return FAIL(err, QF_ERR_FORMAT, "%s: tensor '%s' has %lld rows, not a multiple of 2 x %lld heads",
-                qf_gguf_path(f), t->name, (long long)rows, (long long)heads);
+    return FAIL(err, QF_ERR_FORMAT,
+                "%s: tensor '%s' has %lld rows, not a multiple of 2 x %lld heads", qf_gguf_path(f),
+                t->name, (long long)rows, (long long)heads);
   const size_t rs = qf_gguf_row_size(t->type, cols);
   const uint8_t *data = t->data;
   uint8_t *perm = NULL;
@@ -82,7 +84,10 @@ static qf_status qf__import_one(const qf_gguf_file *f, const qf_gguf_tensor *t,
       st = put(user, tname, "I32", 1, tshape, &type, err);
   } else if (nd >= 2 && (t->type == QF_GGUF_TYPE_F16 || t->type == QF_GGUF_TYPE_BF16 ||
                          t->type == QF_GGUF_TYPE_F32)) {
-    st = put(user, hf, t->type == QF_GGUF_TYPE_F16 ? "F16" : t->type == QF_GGUF_TYPE_BF16 ? "BF16" : "F32",
+    st = put(user, hf,
+             t->type == QF_GGUF_TYPE_F16    ? "F16"
+             : t->type == QF_GGUF_TYPE_BF16 ? "BF16"
+                                            : "F32",
              nd, shape, data, err);
   } else {
     out = malloc((size_t)(rows * cols) * sizeof(float) + 1);
@@ -108,9 +113,10 @@ qf_status qf_gguf_import(const char *in_path, int keep_quantized, const qf_gguf_
   qf_gguf_hparams hp;
   if ((st = qf_gguf_hparams_from_gguf(f, &hp, err)) != QF_OK) goto out;
   if (hp.arch == QF_GGUF_ARCH_UNKNOWN) {
-    st = FAIL(err, QF_ERR_UNSUPPORTED, "%s: general.architecture is '%s'; this plugin converts "
-              "'llama' (Llama, Mistral) and 'qwen2' to Hugging Face checkpoints", in_path,
-              hp.arch_name);
+    st = FAIL(err, QF_ERR_UNSUPPORTED,
+              "%s: general.architecture is '%s'; this plugin converts "
+              "'llama' (Llama, Mistral) and 'qwen2' to Hugging Face checkpoints",
+              in_path, hp.arch_name);
     goto out;
   }
   /* torch_dtype: the type of the 2-D weights when they all share a float type */
@@ -119,12 +125,17 @@ qf_status qf_gguf_import(const char *in_path, int keep_quantized, const qf_gguf_
   for (size_t i = 0; i < n; i++) {
     const qf_gguf_tensor *t = qf_gguf_tensor_at(f, i);
     if (t->n_dims < 2) continue;
-    if (t->type == QF_GGUF_TYPE_F16) n16++;
-    else if (t->type == QF_GGUF_TYPE_BF16) nbf++;
-    else nother++;
+    if (t->type == QF_GGUF_TYPE_F16)
+      n16++;
+    else if (t->type == QF_GGUF_TYPE_BF16)
+      nbf++;
+    else
+      nother++;
   }
-  const char *dtype = nother || (n16 && nbf) ? "float32" : n16 ? "float16" : nbf ? "bfloat16"
-                                                                                : "float32";
+  const char *dtype = nother || (n16 && nbf) ? "float32"
+                      : n16                  ? "float16"
+                      : nbf                  ? "bfloat16"
+                                             : "float32";
   for (size_t i = 0; i < n; i++) {
     if ((st = qf__import_one(f, qf_gguf_tensor_at(f, i), &hp, keep_quantized, env, put, user,
                              err)) != QF_OK)

@@ -69,15 +69,15 @@ static int64_t qf__json_token_id(json_t *o, const char *key) {
 static qf_status qf__need_int(json_t *o, const char *what, const char *key, int64_t def,
                               int required, int64_t *out, qf_error *err) {
   int r = qf__json_int(o, key, out);
-  if (r < 0)
-    return FAIL(err, QF_ERR_FORMAT, "%s: field '%s' must be an integer", what, key);
+  if (r < 0) return FAIL(err, QF_ERR_FORMAT, "%s: field '%s' must be an integer", what, key);
   if (r == 0) {
     if (required)
       return FAIL(err, QF_ERR_FORMAT, "%s: field '%s' (an integer) is required", what, key);
     *out = def;
   } else if (*out <= 0 || *out > ((int64_t)1 << 31)) {
-    return FAIL(err, QF_ERR_FORMAT, "%s: field '%s' must be a positive integer below 2^31, got %lld",
-                what, key, (long long)*out);
+    return FAIL(err, QF_ERR_FORMAT,
+                "%s: field '%s' must be a positive integer below 2^31, got %lld", what, key,
+                (long long)*out);
   }
   return QF_OK;
 }
@@ -101,8 +101,8 @@ static qf_status qf__rope_from_hf(json_t *root, const char *what, qf_gguf_hparam
   return QF_OK;
 }
 
-qf_status qf_gguf_hparams_from_hf(const char *config_json, const char *what,
-                                  qf_gguf_hparams *hp, qf_error *err) {
+qf_status qf_gguf_hparams_from_hf(const char *config_json, const char *what, qf_gguf_hparams *hp,
+                                  qf_error *err) {
   memset(hp, 0, sizeof *hp);
   hp->bos_id = hp->eos_id = hp->pad_id = hp->unk_id = -1;
   json_error_t je;
@@ -172,7 +172,9 @@ qf_status qf_gguf_hparams_from_hf(const char *config_json, const char *what,
     snprintf(hp->name, sizeof hp->name, "%s", slash ? slash + 1 : np);
   } else {
     snprintf(hp->name, sizeof hp->name, "%s",
-             !strcmp(mt, "mistral") ? "Mistral" : is_qwen ? "Qwen2" : "Llama");
+             !strcmp(mt, "mistral") ? "Mistral"
+             : is_qwen              ? "Qwen2"
+                                    : "Llama");
   }
 out:
   json_decref(root);
@@ -187,15 +189,32 @@ static int qf__kv_int(const qf_gguf_file *f, const char *key, int64_t *out) {
   if (!kv || kv->n == 0) return 0;
   qf_gguf_value v = qf_gguf_kv_elem(kv, 0);
   switch (kv->elem_type) {
-    case QF_GGUF_VT_UINT8: *out = v.u8; return 1;
-    case QF_GGUF_VT_INT8: *out = v.i8; return 1;
-    case QF_GGUF_VT_UINT16: *out = v.u16; return 1;
-    case QF_GGUF_VT_INT16: *out = v.i16; return 1;
-    case QF_GGUF_VT_UINT32: *out = v.u32; return 1;
-    case QF_GGUF_VT_INT32: *out = v.i32; return 1;
-    case QF_GGUF_VT_UINT64: *out = (int64_t)v.u64; return 1;
-    case QF_GGUF_VT_INT64: *out = v.i64; return 1;
-    default: return -1;
+    case QF_GGUF_VT_UINT8:
+      *out = v.u8;
+      return 1;
+    case QF_GGUF_VT_INT8:
+      *out = v.i8;
+      return 1;
+    case QF_GGUF_VT_UINT16:
+      *out = v.u16;
+      return 1;
+    case QF_GGUF_VT_INT16:
+      *out = v.i16;
+      return 1;
+    case QF_GGUF_VT_UINT32:
+      *out = v.u32;
+      return 1;
+    case QF_GGUF_VT_INT32:
+      *out = v.i32;
+      return 1;
+    case QF_GGUF_VT_UINT64:
+      *out = (int64_t)v.u64;
+      return 1;
+    case QF_GGUF_VT_INT64:
+      *out = v.i64;
+      return 1;
+    default:
+      return -1;
   }
 }
 
@@ -203,9 +222,12 @@ static int qf__kv_float(const qf_gguf_file *f, const char *key, double *out) {
   const qf_gguf_kv *kv = qf_gguf_find_kv(f, key);
   if (!kv || kv->n == 0) return 0;
   qf_gguf_value v = qf_gguf_kv_elem(kv, 0);
-  if (kv->elem_type == QF_GGUF_VT_FLOAT32) *out = v.f32;
-  else if (kv->elem_type == QF_GGUF_VT_FLOAT64) *out = v.f64;
-  else return -1;
+  if (kv->elem_type == QF_GGUF_VT_FLOAT32)
+    *out = v.f32;
+  else if (kv->elem_type == QF_GGUF_VT_FLOAT64)
+    *out = v.f64;
+  else
+    return -1;
   return 1;
 }
 
@@ -265,7 +287,8 @@ qf_status qf_gguf_hparams_from_gguf(const qf_gguf_file *f, qf_gguf_hparams *hp, 
                 hp->n_head % hp->n_head_kv != 0))
     return FAIL(err, QF_ERR_FORMAT,
                 "%s: block_count, embedding_length, attention.head_count(_kv) must be positive "
-                "and head_count a multiple of head_count_kv", qf_gguf_path(f));
+                "and head_count a multiple of head_count_kv",
+                qf_gguf_path(f));
   int64_t def_hd = hp->n_head > 0 ? hp->n_embd / hp->n_head : 0;
   if ((st = qf__need_kv_int(f, a, "attention.key_length", def_hd, 0, &hp->head_dim, err)))
     return st;
@@ -299,10 +322,10 @@ qf_status qf_gguf_hparams_from_gguf(const qf_gguf_file *f, qf_gguf_hparams *hp, 
 
 /* ------------------------------------------------------------ writing */
 
-#define W(call)                                  \
-  do {                                           \
-    qf_status st_ = (call);                      \
-    if (st_ != QF_OK) return st_;                \
+#define W(call)                   \
+  do {                            \
+    qf_status st_ = (call);       \
+    if (st_ != QF_OK) return st_; \
   } while (0)
 
 static qf_status qf__set_u32(qf_gguf_writer *w, const char *arch, const char *suffix, int64_t v,

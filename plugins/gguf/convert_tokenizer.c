@@ -27,7 +27,14 @@
 
 #define FAIL(err, code, ...) qf_fail(err, code, QF_GGUF_PLUGIN, "convert", __VA_ARGS__)
 
-enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+enum {
+  TT_NORMAL = 1,
+  TT_UNKNOWN = 2,
+  TT_CONTROL = 3,
+  TT_USER_DEFINED = 4,
+  TT_UNUSED = 5,
+  TT_BYTE = 6
+};
 
 /* Does any node of `j` (recursively through Sequence lists) have type `type`? */
 static int qf__has_type(json_t *j, const char *type) {
@@ -119,8 +126,10 @@ static qf_status qf__build_vocab(json_t *root, json_t *model, int spm, const qf_
     json_t *id = json_object_get(val, "id");
     if (!json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) > (1 << 24) ||
         !json_is_string(json_object_get(val, "content")))
-      return FAIL(err, QF_ERR_FORMAT, "%s: added_tokens[%zu] needs an integer 'id' and a string "
-                  "'content'", path, i);
+      return FAIL(err, QF_ERR_FORMAT,
+                  "%s: added_tokens[%zu] needs an integer 'id' and a string "
+                  "'content'",
+                  path, i);
     if (json_integer_value(id) > max_id) max_id = json_integer_value(id);
   }
   size_t n = (size_t)(max_id + 1);
@@ -239,11 +248,12 @@ qf_status qf_gguf_write_tokenizer(qf_gguf_writer *w, const char *path, const qf_
   if (strcmp(mtype, "BPE") != 0 || (!bytelevel && !spm)) {
     qf_gguf_logf(env, QF_LOG_WARN,
                  "%s: tokenizer model '%s' is neither byte-level BPE nor SentencePiece BPE; "
-                 "no tokenizer metadata written", path, mtype);
+                 "no tokenizer metadata written",
+                 path, mtype);
     goto out;
   }
   if ((st = qf__build_vocab(root, model, spm, hp, path, &v, err)) != QF_OK) goto out;
-  const char *pre_name = spm ? "default"
+  const char *pre_name = spm                              ? "default"
                          : hp->arch == QF_GGUF_ARCH_QWEN2 ? "qwen2"
                          : hp->arch == QF_GGUF_ARCH_LLAMA ? "llama-bpe"
                                                           : "default";
@@ -251,11 +261,12 @@ qf_status qf_gguf_write_tokenizer(qf_gguf_writer *w, const char *path, const qf_
       (st = qf_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre_name, err)) ||
       (st = qf__write_vocab(w, &v, spm, err)))
     goto out;
-  static const struct { const char *key, *cfg; } ids[] = {
-      {"tokenizer.ggml.bos_token_id", "bos_token"},
-      {"tokenizer.ggml.eos_token_id", "eos_token"},
-      {"tokenizer.ggml.unknown_token_id", "unk_token"},
-      {"tokenizer.ggml.padding_token_id", "pad_token"}};
+  static const struct {
+    const char *key, *cfg;
+  } ids[] = {{"tokenizer.ggml.bos_token_id", "bos_token"},
+             {"tokenizer.ggml.eos_token_id", "eos_token"},
+             {"tokenizer.ggml.unknown_token_id", "unk_token"},
+             {"tokenizer.ggml.padding_token_id", "pad_token"}};
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
     int64_t id = i == 0 ? hp->bos_id : i == 1 ? hp->eos_id : i == 3 ? hp->pad_id : -1;
     if (id < 0 && tcfg) id = qf__find_id(v.tokens, v.n, qf__tok_str(tcfg, ids[i].cfg));
@@ -267,11 +278,11 @@ qf_status qf_gguf_write_tokenizer(qf_gguf_writer *w, const char *path, const qf_
   }
   if (tcfg) {
     json_t *b = json_object_get(tcfg, "add_bos_token"), *e = json_object_get(tcfg, "add_eos_token");
-    if (json_is_boolean(b) && (st = qf_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token",
-                                                            json_is_true(b), err)))
+    if (json_is_boolean(b) &&
+        (st = qf_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", json_is_true(b), err)))
       goto out;
-    if (json_is_boolean(e) && (st = qf_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token",
-                                                            json_is_true(e), err)))
+    if (json_is_boolean(e) &&
+        (st = qf_gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", json_is_true(e), err)))
       goto out;
     const char *tmpl = json_string_value(json_object_get(tcfg, "chat_template"));
     if (tmpl && (st = qf_gguf_writer_set_str(w, "tokenizer.chat_template", tmpl, err))) goto out;

@@ -25,17 +25,28 @@
 static json_t *qf__value(const qf_gguf_kv *kv, uint64_t i) {
   qf_gguf_value v = qf_gguf_kv_elem(kv, i);
   switch (kv->elem_type) {
-    case QF_GGUF_VT_UINT8: return json_integer(v.u8);
-    case QF_GGUF_VT_INT8: return json_integer(v.i8);
-    case QF_GGUF_VT_UINT16: return json_integer(v.u16);
-    case QF_GGUF_VT_INT16: return json_integer(v.i16);
-    case QF_GGUF_VT_UINT32: return json_integer(v.u32);
-    case QF_GGUF_VT_INT32: return json_integer(v.i32);
-    case QF_GGUF_VT_FLOAT32: return json_real(v.f32);
-    case QF_GGUF_VT_BOOL: return json_boolean(v.b);
-    case QF_GGUF_VT_UINT64: return json_integer((json_int_t)v.u64);
-    case QF_GGUF_VT_INT64: return json_integer(v.i64);
-    case QF_GGUF_VT_FLOAT64: return json_real(v.f64);
+    case QF_GGUF_VT_UINT8:
+      return json_integer(v.u8);
+    case QF_GGUF_VT_INT8:
+      return json_integer(v.i8);
+    case QF_GGUF_VT_UINT16:
+      return json_integer(v.u16);
+    case QF_GGUF_VT_INT16:
+      return json_integer(v.i16);
+    case QF_GGUF_VT_UINT32:
+      return json_integer(v.u32);
+    case QF_GGUF_VT_INT32:
+      return json_integer(v.i32);
+    case QF_GGUF_VT_FLOAT32:
+      return json_real(v.f32);
+    case QF_GGUF_VT_BOOL:
+      return json_boolean(v.b);
+    case QF_GGUF_VT_UINT64:
+      return json_integer((json_int_t)v.u64);
+    case QF_GGUF_VT_INT64:
+      return json_integer(v.i64);
+    case QF_GGUF_VT_FLOAT64:
+      return json_real(v.f64);
     case QF_GGUF_VT_STRING: {
       json_t *s = json_stringn(v.str.data, (size_t)v.str.len);
       if (s) return s;
@@ -50,7 +61,8 @@ static json_t *qf__value(const qf_gguf_kv *kv, uint64_t i) {
       free(c);
       return s ? s : json_null();
     }
-    default: return json_null();
+    default:
+      return json_null();
   }
 }
 

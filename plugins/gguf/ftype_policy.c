@@ -23,31 +23,58 @@
 
 /* LLAMA_FTYPE ids */
 enum {
-  FT_ALL_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8, FT_Q5_1 = 9,
-  FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15,
-  FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ2_XXS = 19, FT_IQ2_XS = 20, FT_Q2_K_S = 21,
-  FT_IQ3_XS = 22, FT_IQ3_XXS = 23, FT_IQ1_S = 24, FT_IQ4_NL = 25, FT_IQ3_S = 26, FT_IQ3_M = 27,
-  FT_IQ2_S = 28, FT_IQ2_M = 29, FT_IQ4_XS = 30, FT_IQ1_M = 31, FT_BF16 = 32, FT_TQ1_0 = 36,
-  FT_TQ2_0 = 37, FT_MXFP4_MOE = 38
+  FT_ALL_F32 = 0,
+  FT_F16 = 1,
+  FT_Q4_0 = 2,
+  FT_Q4_1 = 3,
+  FT_Q8_0 = 7,
+  FT_Q5_0 = 8,
+  FT_Q5_1 = 9,
+  FT_Q2_K = 10,
+  FT_Q3_K_S = 11,
+  FT_Q3_K_M = 12,
+  FT_Q3_K_L = 13,
+  FT_Q4_K_S = 14,
+  FT_Q4_K_M = 15,
+  FT_Q5_K_S = 16,
+  FT_Q5_K_M = 17,
+  FT_Q6_K = 18,
+  FT_IQ2_XXS = 19,
+  FT_IQ2_XS = 20,
+  FT_Q2_K_S = 21,
+  FT_IQ3_XS = 22,
+  FT_IQ3_XXS = 23,
+  FT_IQ1_S = 24,
+  FT_IQ4_NL = 25,
+  FT_IQ3_S = 26,
+  FT_IQ3_M = 27,
+  FT_IQ2_S = 28,
+  FT_IQ2_M = 29,
+  FT_IQ4_XS = 30,
+  FT_IQ1_M = 31,
+  FT_BF16 = 32,
+  FT_TQ1_0 = 36,
+  FT_TQ2_0 = 37,
+  FT_MXFP4_MOE = 38
 };
 
 static const qf_gguf_ftype qf__ftypes[] = {
-    {"F32", FT_ALL_F32, QF_GGUF_TYPE_F32},     {"F16", FT_F16, QF_GGUF_TYPE_F16},
-    {"BF16", FT_BF16, QF_GGUF_TYPE_BF16},      {"Q4_0", FT_Q4_0, QF_GGUF_TYPE_Q4_0},
-    {"Q4_1", FT_Q4_1, QF_GGUF_TYPE_Q4_1},      {"Q5_0", FT_Q5_0, QF_GGUF_TYPE_Q5_0},
-    {"Q5_1", FT_Q5_1, QF_GGUF_TYPE_Q5_1},      {"Q8_0", FT_Q8_0, QF_GGUF_TYPE_Q8_0},
-    {"Q2_K", FT_Q2_K, QF_GGUF_TYPE_Q2_K},      {"Q2_K_S", FT_Q2_K_S, QF_GGUF_TYPE_Q2_K},
-    {"Q3_K_S", FT_Q3_K_S, QF_GGUF_TYPE_Q3_K},  {"Q3_K_M", FT_Q3_K_M, QF_GGUF_TYPE_Q3_K},
-    {"Q3_K_L", FT_Q3_K_L, QF_GGUF_TYPE_Q3_K},  {"Q4_K_S", FT_Q4_K_S, QF_GGUF_TYPE_Q4_K},
-    {"Q4_K_M", FT_Q4_K_M, QF_GGUF_TYPE_Q4_K},  {"Q5_K_S", FT_Q5_K_S, QF_GGUF_TYPE_Q5_K},
-    {"Q5_K_M", FT_Q5_K_M, QF_GGUF_TYPE_Q5_K},  {"Q6_K", FT_Q6_K, QF_GGUF_TYPE_Q6_K},
-    {"IQ4_XS", FT_IQ4_XS, QF_GGUF_TYPE_IQ4_XS}, {"IQ4_NL", FT_IQ4_NL, QF_GGUF_TYPE_IQ4_NL},
+    {"F32", FT_ALL_F32, QF_GGUF_TYPE_F32},         {"F16", FT_F16, QF_GGUF_TYPE_F16},
+    {"BF16", FT_BF16, QF_GGUF_TYPE_BF16},          {"Q4_0", FT_Q4_0, QF_GGUF_TYPE_Q4_0},
+    {"Q4_1", FT_Q4_1, QF_GGUF_TYPE_Q4_1},          {"Q5_0", FT_Q5_0, QF_GGUF_TYPE_Q5_0},
+    {"Q5_1", FT_Q5_1, QF_GGUF_TYPE_Q5_1},          {"Q8_0", FT_Q8_0, QF_GGUF_TYPE_Q8_0},
+    {"Q2_K", FT_Q2_K, QF_GGUF_TYPE_Q2_K},          {"Q2_K_S", FT_Q2_K_S, QF_GGUF_TYPE_Q2_K},
+    {"Q3_K_S", FT_Q3_K_S, QF_GGUF_TYPE_Q3_K},      {"Q3_K_M", FT_Q3_K_M, QF_GGUF_TYPE_Q3_K},
+    {"Q3_K_L", FT_Q3_K_L, QF_GGUF_TYPE_Q3_K},      {"Q4_K_S", FT_Q4_K_S, QF_GGUF_TYPE_Q4_K},
+    {"Q4_K_M", FT_Q4_K_M, QF_GGUF_TYPE_Q4_K},      {"Q5_K_S", FT_Q5_K_S, QF_GGUF_TYPE_Q5_K},
+    {"Q5_K_M", FT_Q5_K_M, QF_GGUF_TYPE_Q5_K},      {"Q6_K", FT_Q6_K, QF_GGUF_TYPE_Q6_K},
+    {"IQ4_XS", FT_IQ4_XS, QF_GGUF_TYPE_IQ4_XS},    {"IQ4_NL", FT_IQ4_NL, QF_GGUF_TYPE_IQ4_NL},
     {"IQ2_XXS", FT_IQ2_XXS, QF_GGUF_TYPE_IQ2_XXS}, {"IQ2_XS", FT_IQ2_XS, QF_GGUF_TYPE_IQ2_XS},
-    {"IQ2_S", FT_IQ2_S, QF_GGUF_TYPE_IQ2_XS},  {"IQ2_M", FT_IQ2_M, QF_GGUF_TYPE_IQ2_S},
+    {"IQ2_S", FT_IQ2_S, QF_GGUF_TYPE_IQ2_XS},      {"IQ2_M", FT_IQ2_M, QF_GGUF_TYPE_IQ2_S},
     {"IQ3_XXS", FT_IQ3_XXS, QF_GGUF_TYPE_IQ3_XXS}, {"IQ3_XS", FT_IQ3_XS, QF_GGUF_TYPE_IQ3_S},
-    {"IQ3_S", FT_IQ3_S, QF_GGUF_TYPE_IQ3_S},   {"IQ3_M", FT_IQ3_M, QF_GGUF_TYPE_IQ3_S},
-    {"IQ1_S", FT_IQ1_S, QF_GGUF_TYPE_IQ1_S},   {"IQ1_M", FT_IQ1_M, QF_GGUF_TYPE_IQ1_M},
-    {"TQ1_0", FT_TQ1_0, QF_GGUF_TYPE_TQ1_0},   {"TQ2_0", FT_TQ2_0, QF_GGUF_TYPE_TQ2_0},
+    {"IQ3_S", FT_IQ3_S, QF_GGUF_TYPE_IQ3_S},       {"IQ3_M", FT_IQ3_M, QF_GGUF_TYPE_IQ3_S},
+    {"IQ1_S", FT_IQ1_S, QF_GGUF_TYPE_IQ1_S},       {"IQ1_M", FT_IQ1_M, QF_GGUF_TYPE_IQ1_M},
+    {"TQ1_0", FT_TQ1_0, QF_GGUF_TYPE_TQ1_0},       {"TQ2_0", FT_TQ2_0, QF_GGUF_TYPE_TQ2_0},
 };
 #define QF__NFT (sizeof qf__ftypes / sizeof qf__ftypes[0])
 
@@ -70,19 +97,20 @@ const qf_gguf_ftype *qf_gguf_ftype_by_id(int id) {
 
 const qf_gguf_ftype *qf_gguf_ftype_for_type(int type) {
   static const qf_gguf_ftype mxfp4 = {"MXFP4_MOE", FT_MXFP4_MOE, QF_GGUF_TYPE_MXFP4};
-  static const struct { int type, ftype; } pure[] = {
-      {QF_GGUF_TYPE_F32, FT_ALL_F32},    {QF_GGUF_TYPE_F16, FT_F16},
-      {QF_GGUF_TYPE_BF16, FT_BF16},      {QF_GGUF_TYPE_Q4_0, FT_Q4_0},
-      {QF_GGUF_TYPE_Q4_1, FT_Q4_1},      {QF_GGUF_TYPE_Q5_0, FT_Q5_0},
-      {QF_GGUF_TYPE_Q5_1, FT_Q5_1},      {QF_GGUF_TYPE_Q8_0, FT_Q8_0},
-      {QF_GGUF_TYPE_Q2_K, FT_Q2_K},      {QF_GGUF_TYPE_Q3_K, FT_Q3_K_S},
-      {QF_GGUF_TYPE_Q4_K, FT_Q4_K_S},    {QF_GGUF_TYPE_Q5_K, FT_Q5_K_S},
-      {QF_GGUF_TYPE_Q6_K, FT_Q6_K},      {QF_GGUF_TYPE_IQ4_XS, FT_IQ4_XS},
-      {QF_GGUF_TYPE_IQ4_NL, FT_IQ4_NL},  {QF_GGUF_TYPE_IQ2_XXS, FT_IQ2_XXS},
-      {QF_GGUF_TYPE_IQ2_XS, FT_IQ2_XS},  {QF_GGUF_TYPE_IQ2_S, FT_IQ2_M},
-      {QF_GGUF_TYPE_IQ3_XXS, FT_IQ3_XXS}, {QF_GGUF_TYPE_IQ3_S, FT_IQ3_S},
-      {QF_GGUF_TYPE_IQ1_S, FT_IQ1_S},    {QF_GGUF_TYPE_IQ1_M, FT_IQ1_M},
-      {QF_GGUF_TYPE_TQ1_0, FT_TQ1_0},    {QF_GGUF_TYPE_TQ2_0, FT_TQ2_0}};
+  static const struct {
+    int type, ftype;
+  } pure[] = {{QF_GGUF_TYPE_F32, FT_ALL_F32},     {QF_GGUF_TYPE_F16, FT_F16},
+              {QF_GGUF_TYPE_BF16, FT_BF16},       {QF_GGUF_TYPE_Q4_0, FT_Q4_0},
+              {QF_GGUF_TYPE_Q4_1, FT_Q4_1},       {QF_GGUF_TYPE_Q5_0, FT_Q5_0},
+              {QF_GGUF_TYPE_Q5_1, FT_Q5_1},       {QF_GGUF_TYPE_Q8_0, FT_Q8_0},
+              {QF_GGUF_TYPE_Q2_K, FT_Q2_K},       {QF_GGUF_TYPE_Q3_K, FT_Q3_K_S},
+              {QF_GGUF_TYPE_Q4_K, FT_Q4_K_S},     {QF_GGUF_TYPE_Q5_K, FT_Q5_K_S},
+              {QF_GGUF_TYPE_Q6_K, FT_Q6_K},       {QF_GGUF_TYPE_IQ4_XS, FT_IQ4_XS},
+              {QF_GGUF_TYPE_IQ4_NL, FT_IQ4_NL},   {QF_GGUF_TYPE_IQ2_XXS, FT_IQ2_XXS},
+              {QF_GGUF_TYPE_IQ2_XS, FT_IQ2_XS},   {QF_GGUF_TYPE_IQ2_S, FT_IQ2_M},
+              {QF_GGUF_TYPE_IQ3_XXS, FT_IQ3_XXS}, {QF_GGUF_TYPE_IQ3_S, FT_IQ3_S},
+              {QF_GGUF_TYPE_IQ1_S, FT_IQ1_S},     {QF_GGUF_TYPE_IQ1_M, FT_IQ1_M},
+              {QF_GGUF_TYPE_TQ1_0, FT_TQ1_0},     {QF_GGUF_TYPE_TQ2_0, FT_TQ2_0}};
   if (type == QF_GGUF_TYPE_MXFP4) return &mxfp4;
   for (size_t i = 0; i < sizeof pure / sizeof pure[0]; i++)
     if (pure[i].type == type) return qf_gguf_ftype_by_id(pure[i].ftype);
@@ -106,7 +134,9 @@ static int qf__use_more_bits(int64_t i, int64_t n) {
   return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
 }
 
-static int qf__has(const char *name, const char *part) { return strstr(name, part) != NULL; }
+static int qf__has(const char *name, const char *part) {
+  return strstr(name, part) != NULL;
+}
 
 static int qf__is_iq_low(int f) {
   return f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ1_S || f == FT_IQ2_S || f == FT_IQ2_M ||
@@ -119,7 +149,9 @@ int qf_gguf_fallback_type(int type, int64_t ne0) {
   int t;
   switch (type) {
     case QF_GGUF_TYPE_TQ1_0:
-    case QF_GGUF_TYPE_TQ2_0: t = QF_GGUF_TYPE_Q4_0; break;
+    case QF_GGUF_TYPE_TQ2_0:
+      t = QF_GGUF_TYPE_Q4_0;
+      break;
     case QF_GGUF_TYPE_IQ2_XXS:
     case QF_GGUF_TYPE_IQ2_XS:
     case QF_GGUF_TYPE_IQ2_S:
@@ -129,11 +161,20 @@ int qf_gguf_fallback_type(int type, int64_t ne0) {
     case QF_GGUF_TYPE_IQ1_M:
     case QF_GGUF_TYPE_Q2_K:
     case QF_GGUF_TYPE_Q3_K:
-    case QF_GGUF_TYPE_IQ4_XS: t = QF_GGUF_TYPE_IQ4_NL; break;
-    case QF_GGUF_TYPE_Q4_K: t = QF_GGUF_TYPE_Q5_0; break;
-    case QF_GGUF_TYPE_Q5_K: t = QF_GGUF_TYPE_Q5_1; break;
-    case QF_GGUF_TYPE_Q6_K: t = QF_GGUF_TYPE_Q8_0; break;
-    default: return -1; /* llama-quantize: "Unsupported tensor size encountered" */
+    case QF_GGUF_TYPE_IQ4_XS:
+      t = QF_GGUF_TYPE_IQ4_NL;
+      break;
+    case QF_GGUF_TYPE_Q4_K:
+      t = QF_GGUF_TYPE_Q5_0;
+      break;
+    case QF_GGUF_TYPE_Q5_K:
+      t = QF_GGUF_TYPE_Q5_1;
+      break;
+    case QF_GGUF_TYPE_Q6_K:
+      t = QF_GGUF_TYPE_Q8_0;
+      break;
+    default:
+      return -1; /* llama-quantize: "Unsupported tensor size encountered" */
   }
   if (ne0 % qf_gguf_blck_size(t) != 0) t = QF_GGUF_TYPE_F16;
   return t;
@@ -141,17 +182,28 @@ int qf_gguf_fallback_type(int type, int64_t ne0) {
 
 static int qf__attn_v(int f, int t, int64_t i, const qf_gguf_policy_ctx *c, int64_t n_gqa) {
   const int64_t n = c->n_layer;
-  if (f == FT_Q2_K) t = n_gqa >= 4 ? QF_GGUF_TYPE_Q4_K : QF_GGUF_TYPE_Q3_K;
-  else if (f == FT_Q2_K_S && n_gqa >= 4) t = QF_GGUF_TYPE_Q4_K;
+  if (f == FT_Q2_K)
+    t = n_gqa >= 4 ? QF_GGUF_TYPE_Q4_K : QF_GGUF_TYPE_Q3_K;
+  else if (f == FT_Q2_K_S && n_gqa >= 4)
+    t = QF_GGUF_TYPE_Q4_K;
   else if (f == FT_IQ3_XXS)
-    t = n_gqa >= 4 ? QF_GGUF_TYPE_Q4_K : !c->has_imatrix ? QF_GGUF_TYPE_IQ3_S : QF_GGUF_TYPE_IQ3_XXS;
-  else if ((f == FT_IQ3_XS || f == FT_IQ3_S) && n_gqa >= 4) t = QF_GGUF_TYPE_Q4_K;
-  else if (f == FT_IQ3_M) t = QF_GGUF_TYPE_Q4_K;
-  else if (f == FT_Q3_K_M) t = i < 2 ? QF_GGUF_TYPE_Q5_K : QF_GGUF_TYPE_Q4_K;
-  else if (f == FT_Q3_K_L) t = QF_GGUF_TYPE_Q5_K;
-  else if ((f == FT_IQ4_NL || f == FT_IQ4_XS) && n_gqa >= 4) t = QF_GGUF_TYPE_Q5_K;
-  else if ((f == FT_Q4_K_M || f == FT_Q5_K_M) && qf__use_more_bits(i, n)) t = QF_GGUF_TYPE_Q6_K;
-  else if (f == FT_Q4_K_S && i < 4) t = QF_GGUF_TYPE_Q5_K;
+    t = n_gqa >= 4        ? QF_GGUF_TYPE_Q4_K
+        : !c->has_imatrix ? QF_GGUF_TYPE_IQ3_S
+                          : QF_GGUF_TYPE_IQ3_XXS;
+  else if ((f == FT_IQ3_XS || f == FT_IQ3_S) && n_gqa >= 4)
+    t = QF_GGUF_TYPE_Q4_K;
+  else if (f == FT_IQ3_M)
+    t = QF_GGUF_TYPE_Q4_K;
+  else if (f == FT_Q3_K_M)
+    t = i < 2 ? QF_GGUF_TYPE_Q5_K : QF_GGUF_TYPE_Q4_K;
+  else if (f == FT_Q3_K_L)
+    t = QF_GGUF_TYPE_Q5_K;
+  else if ((f == FT_IQ4_NL || f == FT_IQ4_XS) && n_gqa >= 4)
+    t = QF_GGUF_TYPE_Q5_K;
+  else if ((f == FT_Q4_K_M || f == FT_Q5_K_M) && qf__use_more_bits(i, n))
+    t = QF_GGUF_TYPE_Q6_K;
+  else if (f == FT_Q4_K_S && i < 4)
+    t = QF_GGUF_TYPE_Q5_K;
   /* LLM_TYPE_70B: 80 layers with grouped-query attention */
   const int is70b = c->n_layer == 80 && (c->arch == QF_GGUF_ARCH_QWEN2 || n_gqa > 1);
   if (is70b && (t == QF_GGUF_TYPE_Q3_K || t == QF_GGUF_TYPE_Q4_K)) t = QF_GGUF_TYPE_Q5_K;
@@ -161,7 +213,8 @@ static int qf__attn_v(int f, int t, int64_t i, const qf_gguf_policy_ctx *c, int6
 
 static int qf__ffn_down(int f, int t, int64_t i, const qf_gguf_policy_ctx *c) {
   const int64_t n = c->n_layer;
-  if (f == FT_Q2_K) t = QF_GGUF_TYPE_Q3_K;
+  if (f == FT_Q2_K)
+    t = QF_GGUF_TYPE_Q3_K;
   else if (f == FT_Q2_K_S) {
     if (i < n / 8) t = QF_GGUF_TYPE_Q4_K;
   } else if (f == FT_IQ3_XXS && !c->has_imatrix)
@@ -170,13 +223,16 @@ static int qf__ffn_down(int f, int t, int64_t i, const qf_gguf_policy_ctx *c) {
     t = i < n / 16 ? QF_GGUF_TYPE_Q5_K : QF_GGUF_TYPE_Q4_K; /* non-Falcon */
   else if (f == FT_IQ3_M && (i < n / 8 || (c->n_expert == 8 && qf__use_more_bits(i, n))))
     t = QF_GGUF_TYPE_Q4_K;
-  else if (f == FT_Q3_K_L) t = QF_GGUF_TYPE_Q5_K;
+  else if (f == FT_Q3_K_L)
+    t = QF_GGUF_TYPE_Q5_K;
   else if (f == FT_Q4_K_M) {
     if (qf__use_more_bits(i, n)) t = QF_GGUF_TYPE_Q6_K;
   } else if (i < n / 8 && (f == FT_IQ4_NL || f == FT_IQ4_XS) && !c->has_imatrix)
     t = QF_GGUF_TYPE_Q5_K;
-  else if (f == FT_Q5_K_M && qf__use_more_bits(i, n)) t = QF_GGUF_TYPE_Q6_K;
-  else if (f == FT_Q4_K_S && i < n / 8) t = QF_GGUF_TYPE_Q5_K;
+  else if (f == FT_Q5_K_M && qf__use_more_bits(i, n))
+    t = QF_GGUF_TYPE_Q6_K;
+  else if (f == FT_Q4_K_S && i < n / 8)
+    t = QF_GGUF_TYPE_Q5_K;
   else if ((f == FT_Q4_0 || f == FT_Q5_0) && c->has_imatrix && i < n / 8)
     t = f == FT_Q4_0 ? QF_GGUF_TYPE_Q4_1 : QF_GGUF_TYPE_Q5_1;
   return t;
@@ -189,11 +245,16 @@ static int qf__attn_output(int f, int t, const qf_gguf_policy_ctx *c) {
         f == FT_IQ4_XS)
       t = QF_GGUF_TYPE_Q5_K;
   } else {
-    if (f == FT_Q2_K) t = QF_GGUF_TYPE_Q3_K;
-    else if (f == FT_IQ3_XXS) t = QF_GGUF_TYPE_IQ3_S;
-    else if (f == FT_Q3_K_M) t = QF_GGUF_TYPE_Q4_K;
-    else if (f == FT_Q3_K_L) t = QF_GGUF_TYPE_Q5_K;
-    else if (f == FT_IQ3_M) t = QF_GGUF_TYPE_Q4_K;
+    if (f == FT_Q2_K)
+      t = QF_GGUF_TYPE_Q3_K;
+    else if (f == FT_IQ3_XXS)
+      t = QF_GGUF_TYPE_IQ3_S;
+    else if (f == FT_Q3_K_M)
+      t = QF_GGUF_TYPE_Q4_K;
+    else if (f == FT_Q3_K_L)
+      t = QF_GGUF_TYPE_Q5_K;
+    else if (f == FT_IQ3_M)
+      t = QF_GGUF_TYPE_Q4_K;
   }
   return t;
 }
@@ -207,39 +268,51 @@ static int qf__policy_raw(const qf_gguf_ftype *ft, const char *name, int64_t ne0
   const int64_t n = c->n_layer;
 
   if (!strcmp(name, "output.weight") || (!c->has_output && !strcmp(name, "token_embd.weight"))) {
-    if (ne0 % 256 != 0) t = QF_GGUF_TYPE_Q8_0;
+    if (ne0 % 256 != 0)
+      t = QF_GGUF_TYPE_Q8_0;
     else if (f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ3_XXS || f == FT_IQ1_S ||
              f == FT_IQ2_S || f == FT_IQ2_M || f == FT_IQ1_M)
       t = QF_GGUF_TYPE_Q5_K;
-    else if (t != QF_GGUF_TYPE_Q8_0) t = QF_GGUF_TYPE_Q6_K;
+    else if (t != QF_GGUF_TYPE_Q8_0)
+      t = QF_GGUF_TYPE_Q6_K;
     return t;
   }
   if (!strcmp(name, "token_embd.weight")) {
-    if (f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ1_S || f == FT_IQ1_M) t = QF_GGUF_TYPE_Q2_K;
-    else if (f == FT_IQ2_S || f == FT_IQ2_M || f == FT_IQ3_XXS) t = QF_GGUF_TYPE_IQ3_S;
-    else if (f == FT_TQ1_0 || f == FT_TQ2_0) t = QF_GGUF_TYPE_Q4_K;
+    if (f == FT_IQ2_XXS || f == FT_IQ2_XS || f == FT_IQ1_S || f == FT_IQ1_M)
+      t = QF_GGUF_TYPE_Q2_K;
+    else if (f == FT_IQ2_S || f == FT_IQ2_M || f == FT_IQ3_XXS)
+      t = QF_GGUF_TYPE_IQ3_S;
+    else if (f == FT_TQ1_0 || f == FT_TQ2_0)
+      t = QF_GGUF_TYPE_Q4_K;
     return t;
   }
   if (qf__is_iq_low(f)) {
     const int iq2s = f == FT_IQ2_S || f == FT_IQ2_M;
     if (qf__has(name, "attn_v.weight")) {
-      if (n_gqa >= 4 || c->n_expert >= 4) t = QF_GGUF_TYPE_Q4_K;
-      else t = iq2s ? QF_GGUF_TYPE_IQ3_S : QF_GGUF_TYPE_Q2_K;
+      if (n_gqa >= 4 || c->n_expert >= 4)
+        t = QF_GGUF_TYPE_Q4_K;
+      else
+        t = iq2s ? QF_GGUF_TYPE_IQ3_S : QF_GGUF_TYPE_Q2_K;
     } else if (c->n_expert == 8 && qf__has(name, "attn_k.weight")) {
       t = QF_GGUF_TYPE_Q4_K;
     } else if (qf__has(name, "ffn_down")) {
       if (layer < n / 8) t = iq2s ? QF_GGUF_TYPE_IQ3_S : QF_GGUF_TYPE_Q2_K;
     } else if (qf__has(name, "attn_output.weight")) {
-      if (c->n_expert == 8) t = QF_GGUF_TYPE_Q5_K;
-      else if (f == FT_IQ1_S || f == FT_IQ1_M) t = QF_GGUF_TYPE_IQ2_XXS;
-      else if (iq2s) t = QF_GGUF_TYPE_IQ3_S;
+      if (c->n_expert == 8)
+        t = QF_GGUF_TYPE_Q5_K;
+      else if (f == FT_IQ1_S || f == FT_IQ1_M)
+        t = QF_GGUF_TYPE_IQ2_XXS;
+      else if (iq2s)
+        t = QF_GGUF_TYPE_IQ3_S;
     }
     return t;
   }
   if (qf__has(name, "attn_v.weight")) return qf__attn_v(f, t, layer, c, n_gqa);
   if (qf__has(name, "attn_k.weight")) {
-    if (c->n_expert == 8) t = QF_GGUF_TYPE_Q8_0;
-    else if (f == FT_IQ3_XS) t = QF_GGUF_TYPE_IQ3_XXS;
+    if (c->n_expert == 8)
+      t = QF_GGUF_TYPE_Q8_0;
+    else if (f == FT_IQ3_XS)
+      t = QF_GGUF_TYPE_IQ3_XXS;
     return t;
   }
   if (qf__has(name, "attn_q.weight")) {
@@ -249,9 +322,12 @@ static int qf__policy_raw(const qf_gguf_ftype *ft, const char *name, int64_t ne0
   if (qf__has(name, "ffn_down")) return qf__ffn_down(f, t, layer, c);
   if (qf__has(name, "attn_output.weight")) return qf__attn_output(f, t, c);
   if (qf__has(name, "attn_qkv.weight")) {
-    if (f == FT_Q3_K_M || f == FT_Q3_K_L || f == FT_IQ3_M) t = QF_GGUF_TYPE_Q4_K;
-    else if (f == FT_Q4_K_M) t = QF_GGUF_TYPE_Q5_K;
-    else if (f == FT_Q5_K_M) t = QF_GGUF_TYPE_Q6_K;
+    if (f == FT_Q3_K_M || f == FT_Q3_K_L || f == FT_IQ3_M)
+      t = QF_GGUF_TYPE_Q4_K;
+    else if (f == FT_Q4_K_M)
+      t = QF_GGUF_TYPE_Q5_K;
+    else if (f == FT_Q5_K_M)
+      t = QF_GGUF_TYPE_Q6_K;
     return t;
   }
   if (qf__has(name, "ffn_gate") || qf__has(name, "ffn_up")) {

@@ -72,7 +72,8 @@ static qf_status qf__ggml_type_key(json_t *j, const char *key, int *out, qf_erro
   if (t < 0 || !qf_gguf_can_quantize(t))
     return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create",
                    "quantization_config.%s must name a ggml type this build can produce "
-                   "(q8_0, q6_K, f16, ...)", key);
+                   "(q8_0, q6_K, f16, ...)",
+                   key);
   *out = t;
   return QF_OK;
 }
@@ -110,20 +111,23 @@ static qf_status qf__resolve_type(qf_quantizer *q, const char *s, qf_error *err)
   if (ft && gt < 0) gt = ft->base_type;
   if (gt >= 0) {
     const qf_gguf_type_info *ti = qf_gguf_type_get(gt);
-    q->ftype = qf_gguf_ftype_for_type(gt);
+    q->ftype = ft ? ft : qf_gguf_ftype_for_type(gt); /* pure Q4_K_M stays file type 15 */
     if (!ti || !q->ftype || ti->vec_dot_type < 0)
       return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create",
                      "quantization_config.type '%s' is not a weight type (activation or integer "
-                     "types cannot hold weights)", s);
+                     "types cannot hold weights)",
+                     s);
     if (!q->pre_quantized && !ti->can_quantize)
       return qf_fail(err, QF_ERR_UNSUPPORTED, NAME, "create",
-                     "quantization_config.type '%s': this build cannot quantize to %s", s, ti->name);
+                     "quantization_config.type '%s': this build cannot quantize to %s", s,
+                     ti->name);
     q->pure_type = gt;
     return QF_OK;
   }
   return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create",
                  "quantization_config.type '%s' is neither a llama-quantize file type (%s) nor a "
-                 "ggml type name (q4_0, q4_K, q6_K, iq4_nl, bf16, ...)", s, qf_gguf_ftype_names());
+                 "ggml type name (q4_0, q4_K, q6_K, iq4_nl, bf16, ...)",
+                 s, qf_gguf_ftype_names());
 }
 
 static qf_status qf__parse_config(qf_quantizer *q, const char *text, qf_error *err) {
@@ -132,8 +136,7 @@ static qf_status qf__parse_config(qf_quantizer *q, const char *text, qf_error *e
   if (!j || !json_is_object(j)) {
     json_decref(j);
     return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create",
-                   "quantization_config is not a JSON object%s%s", j ? "" : ": ",
-                   j ? "" : je.text);
+                   "quantization_config is not a JSON object%s%s", j ? "" : ": ", j ? "" : je.text);
   }
   qf_status st;
   const char *type = "Q4_K_M";
@@ -150,8 +153,7 @@ static qf_status qf__parse_config(qf_quantizer *q, const char *text, qf_error *e
     }
     type = json_string_value(tv);
   }
-  if ((st = qf__bool_key(j, "pure", 0, &q->pure, err)) ||
-      (st = qf__resolve_type(q, type, err)) ||
+  if ((st = qf__bool_key(j, "pure", 0, &q->pure, err)) || (st = qf__resolve_type(q, type, err)) ||
       (st = qf__ggml_type_key(j, "output_tensor_type", &q->output_type, err)) ||
       (st = qf__ggml_type_key(j, "token_embedding_type", &q->token_embd_type, err)) ||
       (st = qf__string_key(j, "imatrix_file", &q->imatrix_file, err)) ||
@@ -290,18 +292,21 @@ static qf_status qf__tensor_type(qf_quantizer *q, const qf_model *model, const c
   ctx.has_imatrix = q->imatrix_file != NULL;
   const int base = q->ftype->base_type;
   int t;
-  if (q->pure_type >= 0) t = qf_gguf_fallback_type(q->pure_type, cols);
+  if (q->pure_type >= 0)
+    t = qf_gguf_fallback_type(q->pure_type, cols);
   else if (base == QF_GGUF_TYPE_F32 || base == QF_GGUF_TYPE_F16 || base == QF_GGUF_TYPE_BF16)
     t = base;
-  else t = qf_gguf_policy_type(q->ftype, gname, cols, &ctx);
+  else
+    t = qf_gguf_policy_type(q->ftype, gname, cols, &ctx);
   if (q->token_embd_type >= 0 && !strcmp(gname, "token_embd.weight")) t = q->token_embd_type;
-  if (q->output_type >= 0 && (!strcmp(gname, "output.weight") ||
-                              (!ctx.has_output && !strcmp(gname, "token_embd.weight"))))
+  if (q->output_type >= 0 &&
+      (!strcmp(gname, "output.weight") || (!ctx.has_output && !strcmp(gname, "token_embd.weight"))))
     t = q->output_type;
   if (t < 0 || qf_gguf_row_size(t, cols) == 0)
     return qf_fail(err, QF_ERR_UNSUPPORTED, NAME, "create_quantized_param",
                    "tensor '%s': rows of %lld values fit no block size of type '%s' and "
-                   "llama-quantize has no fallback for it", name, (long long)cols, q->type_name);
+                   "llama-quantize has no fallback for it",
+                   name, (long long)cols, q->type_name);
   if (t != q->pure_type && q->pure_type >= 0 && q->host->log)
     q->host->log(q->host, QF_LOG_WARN, NAME, "tensor '%s': rows of %lld do not fit %s; using %s",
                  name, (long long)cols, qf_gguf_type_name(q->pure_type), qf_gguf_type_name(t));
@@ -339,6 +344,18 @@ static qf_status qf__param_element_size(qf_quantizer *q, const qf_model *model, 
   return QF_OK;
 }
 
+/* Importance values are means of squares: finite and >= 0. */
+static qf_status qf__check_importance(const char *name, const char *from, const float *v, int64_t k,
+                                      qf_error *err) {
+  for (int64_t i = 0; i < k; i++)
+    if (!(v[i] >= 0.0f) || v[i] > 3.4e38f)
+      return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create_quantized_param",
+                     "tensor '%s': importance value %lld from %s is %g (mean squared "
+                     "activations must be finite and >= 0)",
+                     name, (long long)i, from, (double)v[i]);
+  return QF_OK;
+}
+
 /* The importance vector for `name`: calibration first, then imatrix_file. */
 static qf_status qf__importance(qf_quantizer *q, const char *name, qf_calib *calib, int64_t cols,
                                 const float **out, qf_error *err) {
@@ -351,10 +368,10 @@ static qf_status qf__importance(qf_quantizer *q, const char *name, qf_calib *cal
       if (k != cols)
         return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create_quantized_param",
                        "tensor '%s': the importance vector has %lld values, expected %lld (one "
-                       "per input column): imatrix size mismatch", name, (long long)k,
-                       (long long)cols);
+                       "per input column): imatrix size mismatch",
+                       name, (long long)k, (long long)cols);
       *out = v;
-      return QF_OK;
+      return qf__check_importance(name, "the calibration", v, k, err);
     }
   }
   if (!q->imatrix_file) return QF_OK;
@@ -370,15 +387,15 @@ static qf_status qf__importance(qf_quantizer *q, const char *name, qf_calib *cal
   if (e->ne0 != cols || e->n_mat != 1)
     return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create_quantized_param",
                    "%s: entry '%s' has %lld x %lld values, tensor '%s' has rows of %lld: imatrix "
-                   "size mismatch", q->imatrix_file, e->name, (long long)e->ne0,
-                   (long long)e->n_mat, name, (long long)cols);
+                   "size mismatch",
+                   q->imatrix_file, e->name, (long long)e->ne0, (long long)e->n_mat, name,
+                   (long long)cols);
   *out = e->values;
-  return QF_OK;
+  return qf__check_importance(name, q->imatrix_file, e->values, cols, err);
 }
 
 static qf_status qf__create_quantized_param(qf_quantizer *q, qf_model *model, const char *name,
-                                            const DLTensor *value, qf_calib *calib,
-                                            qf_error *err) {
+                                            const DLTensor *value, qf_calib *calib, qf_error *err) {
   int64_t rows, cols;
   qf_matrix_shape(value, &rows, &cols);
   char prefix[512], tname[600];
@@ -395,7 +412,8 @@ static qf_status qf__create_quantized_param(qf_quantizer *q, qf_model *model, co
   if (!imat && qf_gguf_type_needs_imatrix(type, q->ftype, gname))
     return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "create_quantized_param",
                    "tensor '%s': type %s needs an importance matrix (give --imatrix or "
-                   "imatrix_file)", name, qf_gguf_type_name(type));
+                   "imatrix_file)",
+                   name, qf_gguf_type_name(type));
   const size_t rs = qf_gguf_row_size(type, cols);
   float *w = malloc((size_t)(rows * cols) * sizeof *w + 1);
   uint8_t *blocks = malloc(rs * (size_t)rows + 1);
@@ -461,15 +479,18 @@ static qf_status qf__find_module(qf_quantizer *q, const qf_model *model, const c
   memcpy(&type, (const char *)t.tensor.data + t.tensor.byte_offset, 4);
   const qf_gguf_type_info *ti = qf_gguf_type_get(type);
   if (!ti || !ti->can_dequantize || ti->vec_dot_type < 0)
-    return qf_fail(err, QF_ERR_FORMAT, NAME, op, "'%s' holds %d, not a ggml weight type this "
-                   "build can read", tname, (int)type);
+    return qf_fail(err, QF_ERR_FORMAT, NAME, op,
+                   "'%s' holds %d, not a ggml weight type this "
+                   "build can read",
+                   tname, (int)type);
   if (w.tensor.ndim != 2 || w.tensor.dtype.code != kDLUInt || w.tensor.dtype.bits != 8)
     return qf_fail(err, QF_ERR_FORMAT, NAME, op, "'%s' must be U8 [rows, row_bytes] of %s blocks",
                    wname, ti->name);
   if (w.tensor.shape[1] % (int64_t)ti->type_size != 0)
-    return qf_fail(err, QF_ERR_FORMAT, NAME, op, "'%s': %lld bytes per row is not a whole number "
-                   "of %s blocks (%zu bytes)", wname, (long long)w.tensor.shape[1], ti->name,
-                   ti->type_size);
+    return qf_fail(err, QF_ERR_FORMAT, NAME, op,
+                   "'%s': %lld bytes per row is not a whole number "
+                   "of %s blocks (%zu bytes)",
+                   wname, (long long)w.tensor.shape[1], ti->name, ti->type_size);
   m->type = type;
   m->blocks = (const uint8_t *)w.tensor.data + w.tensor.byte_offset;
   m->rows = w.tensor.shape[0];
@@ -498,8 +519,8 @@ static qf_status qf__dequantize(qf_quantizer *q, const qf_model *model, const ch
   float *o = (float *)((char *)out->data + out->byte_offset);
   qf_gguf_env env = qf__env(q);
   if (qf_gguf_dequantize_mt(m.type, m.blocks, o, rows, cols, env.n_threads) != 0)
-    return qf_fail(err, QF_ERR_FORMAT, NAME, "dequantize", "'%s': cannot dequantize %s rows",
-                   name, qf_gguf_type_name(m.type));
+    return qf_fail(err, QF_ERR_FORMAT, NAME, "dequantize", "'%s': cannot dequantize %s rows", name,
+                   qf_gguf_type_name(m.type));
   return QF_OK;
 }
 
@@ -561,22 +582,24 @@ static qf_status qf__linear_forward(qf_quantizer *q, const qf_model *model, cons
       x->dtype.bits != 32 || y->dtype.code != kDLFloat || y->dtype.bits != 32)
     return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "linear_forward",
                    "'%s': x [%lld, %lld] and y [%lld, %lld] must be f32 and fit the [%lld, %lld] "
-                   "%s weight", name, (long long)M, (long long)K, (long long)M2, (long long)N,
-                   (long long)m.rows, (long long)qf__module_cols(&m), qf_gguf_type_name(m.type));
+                   "%s weight",
+                   name, (long long)M, (long long)K, (long long)M2, (long long)N, (long long)m.rows,
+                   (long long)qf__module_cols(&m), qf_gguf_type_name(m.type));
   float *bias = NULL;
   if ((st = qf__bias(q, model, name, N, &bias, err)) != QF_OK) return st;
   const float *xd = (const float *)((const char *)x->data + x->byte_offset);
   float *yd = (float *)((char *)y->data + y->byte_offset);
   qf_gguf_env env = qf__env(q);
 #if defined(QF_BUILD_CUDA) || defined(QF_BUILD_HIP)
-  const int x_dev = x->device.device_type == QF_GGUF_DEV, y_dev = y->device.device_type == QF_GGUF_DEV;
+  const int x_dev = x->device.device_type == QF_GGUF_DEV,
+            y_dev = y->device.device_type == QF_GGUF_DEV;
   char msg[256] = "";
   if (qf_gguf_gpu_supports(m.type) && qf_gguf_gpu_device_count() > 0) {
     pthread_mutex_lock(&q->lock);
     if (!q->gpu) q->gpu = qf_gguf_gpu_cache_new();
     pthread_mutex_unlock(&q->lock);
-    if (qf_gguf_gpu_linear(q->gpu, m.type, m.blocks, (size_t)(m.rows * m.row_bytes), N, K, xd, x_dev,
-                           M, yd, y_dev, bias, msg, sizeof msg) != 0)
+    if (qf_gguf_gpu_linear(q->gpu, m.type, m.blocks, (size_t)(m.rows * m.row_bytes), N, K, xd,
+                           x_dev, M, yd, y_dev, bias, msg, sizeof msg) != 0)
       st = qf_fail(err, QF_ERR_ENVIRONMENT, NAME, "linear_forward", "'%s' on the GPU: %s", name,
                    msg);
     free(bias);
@@ -588,7 +611,8 @@ static qf_status qf__linear_forward(qf_quantizer *q, const qf_model *model, cons
     xh = malloc((size_t)(M * K) * sizeof(float) + 1);
     yh = malloc((size_t)(M * N) * sizeof(float) + 1);
     if (!xh || !yh ||
-        (x_dev && qf_gguf_gpu_memcpy(xh, xd, (size_t)(M * K) * sizeof(float), 0, msg, sizeof msg))) {
+        (x_dev &&
+         qf_gguf_gpu_memcpy(xh, xd, (size_t)(M * K) * sizeof(float), 0, msg, sizeof msg))) {
       free(xh);
       free(yh);
       free(bias);
@@ -609,8 +633,10 @@ static qf_status qf__linear_forward(qf_quantizer *q, const qf_model *model, cons
   float *yc = yd;
 #endif
   if (qf_gguf_cpu_linear(m.type, m.blocks, N, K, xc, M, yc, env.n_threads, 0) != 0) {
-    st = qf_fail(err, QF_ERR_INTERNAL, NAME, "linear_forward", "'%s': %s matmul failed (out of "
-                 "memory?)", name, qf_gguf_type_name(m.type));
+    st = qf_fail(err, QF_ERR_INTERNAL, NAME, "linear_forward",
+                 "'%s': %s matmul failed (out of "
+                 "memory?)",
+                 name, qf_gguf_type_name(m.type));
   } else if (bias) {
     for (int64_t i = 0; i < M; i++)
       for (int64_t n = 0; n < N; n++) yc[i * N + n] += bias[n];
@@ -649,7 +675,8 @@ static qf_status qf__container_export(qf_quantizer *q, qf_model *model, const ch
     if (!q->requantize_from)
       return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "container_export",
                      "writing %s needs a model or quantization_config.requantize_from (a GGUF "
-                     "file)", out_path);
+                     "file)",
+                     out_path);
     return qf_gguf_requantize(&o, &env, q->requantize_from, out_path, err);
   }
   size_t n = q->host->model_tensor_count(model);
@@ -661,14 +688,15 @@ static qf_status qf__container_export(qf_quantizer *q, qf_model *model, const ch
     if ((st = q->host->model_tensor_at(model, i, &ti, err)) != QF_OK) break;
     DLDataType d = ti.tensor.dtype;
     t[i].name = ti.name;
-    t[i].type = d.code == kDLFloat && d.bits == 32   ? QF_GGUF_TYPE_F32
-                : d.code == kDLFloat && d.bits == 16 ? QF_GGUF_TYPE_F16
+    t[i].type = d.code == kDLFloat && d.bits == 32    ? QF_GGUF_TYPE_F32
+                : d.code == kDLFloat && d.bits == 16  ? QF_GGUF_TYPE_F16
                 : d.code == kDLBfloat && d.bits == 16 ? QF_GGUF_TYPE_BF16
                                                       : -1;
     if (t[i].type < 0 || d.lanes != 1)
       st = qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "container_export",
                    "tensor '%s' is not F32, F16 or BF16: GGUF export needs a float checkpoint "
-                   "(dequantize it first)", ti.name);
+                   "(dequantize it first)",
+                   ti.name);
     else if (ti.tensor.ndim < 1 || ti.tensor.ndim > 4)
       st = qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "container_export",
                    "tensor '%s' has %d dimensions", ti.name, ti.tensor.ndim);
@@ -768,12 +796,13 @@ static const qf_plugin_desc qf__desc = {
     .abi_minor = QF_ABI_MINOR,
     .name = NAME,
     .version = "1.0.0",
-    .description = "llama.cpp GGUF: ggml quantization types, llama-quantize file types, "
-                   "GGUF import/export",
+    .description =
+        "llama.cpp GGUF: ggml quantization types, llama-quantize file types, "
+        "GGUF import/export",
     .quant_methods = qf__methods,
     .backend = QF_GGUF_BACKEND,
-    .caps = QF_CAP_SERIALIZABLE | QF_CAP_PREQUANTIZED_LOAD | QF_CAP_DEQUANTIZE |
-            QF_CAP_LINEAR_FORWARD,
+    .caps =
+        QF_CAP_SERIALIZABLE | QF_CAP_PREQUANTIZED_LOAD | QF_CAP_DEQUANTIZE | QF_CAP_LINEAR_FORWARD,
     /* q8_0: |x - x'| <= d/2 + 127·|d - fp16(d)| with d = absmax/127, i.e.
      * absmax · (1/254 + 2^-11) <= 0.00443 of the 32-block (so row) absmax */
     .declared_rel_error = 0.005,

@@ -74,8 +74,10 @@ static int qf__mt(qf__mt_job *proto, int64_t nrows, int n_threads) {
   qf__mt_run(&jobs[0]);
   int ok = jobs[0].ok;
   for (int i = 1; i < t; i++) {
-    if (started[i]) pthread_join(tid[i], NULL);
-    else qf__mt_run(&jobs[i]); /* could not start a thread: do it here */
+    if (started[i])
+      pthread_join(tid[i], NULL);
+    else
+      qf__mt_run(&jobs[i]); /* could not start a thread: do it here */
     ok = ok && jobs[i].ok;
   }
   return ok;

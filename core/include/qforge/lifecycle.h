@@ -71,6 +71,14 @@ QF_API qf_status qf_run_container(qf_plugin *plugin, qf_container_op op,
                                   const char *config_json, qf_model *model,
                                   const char *in_path, const char *out_path,
                                   char **describe_json, qf_error *err);
+/* Convert a pre-quantized checkpoint to another scheme's layout (ABI 1.1
+ * convert_format; AWQ → GPTQ): the load lifecycle runs on `in`, then the
+ * plugin emits the new checkpoint into `out` (give it a sink to stream).
+ * *config_out (malloc'ed) is the new quantization_config. */
+QF_API qf_status qf_run_convert_format(qf_plugin *plugin, const char *config_json,
+                                       qf_model *in, const char *target, qf_model *out,
+                                       char **config_out, qf_error *err);
+
 /* Does `plugin` own files named like `path` (by extension)? */
 QF_API int qf_plugin_owns_file(const qf_plugin *plugin, const char *path);
 

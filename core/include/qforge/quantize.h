@@ -46,6 +46,14 @@ QF_API qf_status qf_quantize_folder(const qf_quantize_request *req,
                                     qf_quantize_result *res, qf_error *err);
 QF_API void qf_quantize_result_clear(qf_quantize_result *r);
 
+/* Write `dir`/config.json: the input config.json text with its
+ * quantization_config set to `qcfg` (JSON text), atomically. */
+QF_API qf_status qf_write_hf_config(const char *in_cfg, const char *qcfg,
+                                    const char *dir, qf_error *err);
+/* Copy the tokenizer / generation files of an HF folder (those present). */
+QF_API qf_status qf_copy_side_files(const char *src, const char *dst,
+                                    qf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

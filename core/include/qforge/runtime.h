@@ -393,7 +393,9 @@ typedef enum qf_capture_part {
 
 /* Run `part` of block `layer` over all calibration tokens with float
  * weights, except the given overrides (trial weights): y[T, hidden]
- * (caller-owned, T = total calibration tokens). */
+ * (caller-owned, T = total calibration tokens). A BLOCK trial that touches
+ * only the MLP half (gate/up/down, post_attention_layernorm) reuses a cached
+ * x + attention(x) of the block (T × hidden floats), halving its cost. */
 QF_API qf_status qf_capture_part_forward(qf_capture *c, int layer,
                                          qf_capture_part part,
                                          const qf_rt_override *ov, size_t n_ov,
@@ -407,9 +409,12 @@ QF_API qf_status qf_capture_part_mse(qf_capture *c, int layer,
 /* Total calibration tokens. */
 QF_API int64_t qf_capture_tokens(const qf_capture *c);
 
-/* Wrap a capture as the ABI's qf_calib (calib_hessian / calib_importance
- * answered by it). The calib takes ownership of the capture (also on
- * failure); qf_calib_free frees both. */
+/* Wrap a capture as the ABI's qf_calib: calib_hessian, calib_importance
+ * and (ABI 1.1) calib_inputs, calib_block_forward (the whole block on its
+ * captured inputs with float weights but the trial tensors, which may be
+ * linear weights/biases or norm weights of that block, in f32/f16/bf16) and
+ * calib_block_shape are answered by it. The calib takes ownership of the
+ * capture (also on failure); qf_calib_free frees both. */
 QF_API qf_status qf_calib_new_capture(qf_capture *c, qf_calib **out,
                                       qf_error *err);
 /* The capture behind a calib made by qf_calib_new_capture (borrowed), or
@@ -477,8 +482,10 @@ typedef struct qf_demo_config {
   qf_tokenizer_kind tokenizer; /* 0 = write none */
 } qf_demo_config;
 
-/* The demo shape: hidden 256, 6 layers, intermediate 688, 8 heads / 4 kv
- * heads, vocab 2048, bf16, byte-level tokenizer, 4 outlier channels. */
+/* The demo shape: hidden 256, 6 layers, intermediate 768 (every K a
+ * multiple of 128, as group-wise formats need), 8 heads / 4 kv heads
+ * (head_dim 32), vocab 2048, bf16, byte-level tokenizer, 4 hidden outlier
+ * channels with 8x norm gains. */
 QF_API void qf_demo_config_default(qf_demo_config *c);
 /* A Llama-3.2-1B shape (hidden 2048, 16 layers, intermediate 8192, 32/8
  * heads, vocab 128256, tied, llama3 rope), bf16, no tokenizer. */
@@ -487,8 +494,10 @@ QF_API void qf_demo_config_1b(qf_demo_config *c);
  * tokenizer.json into `dir` (created if missing). Deterministic in c. */
 QF_API qf_status qf_demo_write(const char *dir, const qf_demo_config *c,
                                qf_error *err);
-/* A generated tokenizer.json (malloc'ed text, caller frees) with at most
- * `size` tokens (≥ 300; specials included). */
+/* A generated tokenizer.json (malloc'ed text, caller frees) with exactly
+ * `size` ids (merges of common English words, then reserved special tokens;
+ * sizes below the base alphabet — 260 byte-level, 336 SentencePiece — are
+ * raised to it). */
 QF_API char *qf_demo_tokenizer_json(qf_tokenizer_kind kind, int64_t size);
 /* Sample n_seq sequences of len tokens from m (temperature 1, KV cache,
  * deterministic in seed); *out owned by the caller. */

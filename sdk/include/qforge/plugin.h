@@ -366,6 +366,17 @@ typedef struct qf_quantizer_vtable {
    * "bits_per_weight": overall}. */
   qf_status (*container_describe)(qf_quantizer *q, const char *in_path,
                                   char **out_json, qf_error *err);
+
+  /* Optional (since 1.1). Re-express the pre-quantized checkpoint `in`
+   * (after the load lifecycle ran on it) in the layout of the scheme
+   * `target` (e.g. AWQ → "gptq"), without requantizing. Emit every tensor
+   * of the new checkpoint into `out` with model_put_tensor — unchanged
+   * tensors too, in input order — and set *out_config_json (allocated with
+   * host->alloc) to the new quantization_config. QF_ERR_UNSUPPORTED names
+   * the targets the plugin knows when `target` is not one of them. */
+  qf_status (*convert_format)(qf_quantizer *q, const qf_model *in,
+                              qf_model *out, const char *target,
+                              char **out_config_json, qf_error *err);
 } qf_quantizer_vtable;
 
 /* ---------------------------------------------------------------- descriptor */
