@@ -8,6 +8,7 @@
  * output (cached per block and part), which is AWQ's scale-search loss.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,73 @@ qf_status qf_capture_block_input(qf_capture *c, int layer, const float **x,
   return QF_OK;
 }
 
+/* Does a trial touch the attention half of a block (then the whole block
+ * must be recomputed)? */
+static int touches_attention(const qf_rt_override *ov, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int layer;
+    qf_rt_module mod;
+    if (!ov[i].name) continue;
+    if (qf_rt_parse_linear_name(ov[i].name, &layer, &mod) && mod <= QF_RT_O)
+      return 1;
+    if (strstr(ov[i].name, ".input_layernorm.")) return 1;
+  }
+  return 0;
+}
+
+/* c->mid = x + attention(x) of `layer` with float weights (the residual
+ * stream entering the MLP half), cached per block. */
+static qf_status ensure_mid(qf_capture *c, int layer, qf_error *err) {
+  if (c->mid_layer == layer) return QF_OK;
+  size_t n_all = (size_t)(c->T * c->H);
+  if (!c->mid && !(c->mid = malloc(n_all * sizeof(float))))
+    return qf_errorf(err, QF_ERR_NO_MEMORY, OP, "out of memory");
+  memcpy(c->mid, c->x, n_all * sizeof(float));
+  /* stopping once the MLP input was observed leaves x + attention(x) in
+   * the block's buffer (the residual is added before post_attention
+   * normalisation) */
+  qf_rt_block_opts o = {sizeof o, NULL, NULL, QF_RT_SITE_MLP_IN, 1, NULL, 0};
+  int64_t s0 = 0, n = 0, len = 0, row0 = 0;
+  qf_status st = QF_OK;
+  while (!st && qf__cap_next_batch(c, &s0, &n, &len, &row0))
+    st = qf_rt_block(c->m, layer, c->mid + row0 * c->H, n, len, &o, err);
+  if (!st) c->mid_layer = layer;
+  return st;
+}
+
+/* The MLP half only: y = h + mlp(post_attention_norm(h)), h cached. */
+static qf_status block_from_mid(qf_capture *c, int layer,
+                                const qf_rt_block_opts *o, float *y,
+                                qf_error *err) {
+  qf_status st = ensure_mid(c, layer, err);
+  if (st) return st;
+  char nm[96];
+  snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight",
+           layer);
+  int64_t H = c->H, s0 = 0, n = 0, len = 0, row0 = 0;
+  const float *w = qf__rt_override(o, nm);
+  float *n2 = NULL;
+  while (!st && qf__cap_next_batch(c, &s0, &n, &len, &row0)) {
+    int64_t M = n * len;
+    const float *h = c->mid + row0 * H;
+    float *yo = y + row0 * H;
+    const float *nw = w;
+    free(n2);
+    if (!(n2 = malloc((size_t)(M * H) * sizeof(float)))) {
+      st = qf_errorf(err, QF_ERR_NO_MEMORY, OP, "out of memory");
+      break;
+    }
+    if (!nw && (st = qf__rt_slot_f32(c->m, &c->m->layers[layer].norm2, &nw,
+                                     err)))
+      break;
+    qf__rmsnorm(h, nw, M, H, c->m->cfg.rms_eps, n2);
+    if ((st = qf_rt_mlp_part(c->m, layer, n2, M, yo, o, err))) break;
+    for (int64_t i = 0; i < M * H; i++) yo[i] += h[i];
+  }
+  free(n2);
+  return st;
+}
+
 qf_status qf_capture_part_forward(qf_capture *c, int layer,
                                   qf_capture_part part,
                                   const qf_rt_override *ov, size_t n_ov,
@@ -69,6 +137,8 @@ qf_status qf_capture_part_forward(qf_capture *c, int layer,
     st = qf_capture_block_input(c, layer, &in, NULL, err);
   if (st) return st;
   qf_rt_block_opts o = {sizeof o, NULL, NULL, QF_RT_SITE_COUNT, 1, ov, n_ov};
+  if (part == QF_CAPTURE_PART_BLOCK && !touches_attention(ov, n_ov))
+    return block_from_mid(c, layer, &o, y, err);
   int64_t s0 = 0, n = 0, len = 0, row0 = 0, H = c->H;
   while (!st && qf__cap_next_batch(c, &s0, &n, &len, &row0)) {
     const float *xi = in + row0 * H;

@@ -60,6 +60,7 @@ qf_status qf_capture_new(qf_rt_model *m, const qf_token_set *tokens,
   c->H = cfg->hidden;
   c->layer = -1;
   for (int i = 0; i < 3; i++) c->ref_layer[i] = -1;
+  c->mid_layer = -1;
   qf_status st = qf__tokens_copy(tokens, &c->tok, err);
   c->T = st ? 0 : qf_tokens_total(c->tok);
   if (!st) {
@@ -92,6 +93,7 @@ void qf_capture_free(qf_capture *c) {
     free(t->inputs);
   }
   for (int i = 0; i < 3; i++) free(c->ref[i]);
+  free(c->mid);
   qf_tokens_free(c->tok);
   free(c->x);
   free(c);
@@ -226,6 +228,7 @@ static void invalidate(qf_capture *c) {
     if (t->imp) memset(t->imp, 0, (size_t)t->K * sizeof(double));
   }
   for (int i = 0; i < 3; i++) c->ref_layer[i] = -1;
+  c->mid_layer = -1;
 }
 
 qf_status qf_capture_seek(qf_capture *c, int layer, qf_error *err) {

@@ -33,6 +33,8 @@ struct qf_capture {
   qf__cap_site site[QF_RT_SITE_COUNT];
   float *ref[3];      /* float outputs of the parts at ref_layer */
   int ref_layer[3];
+  float *mid;         /* [T, H] x + attention(x) of block mid_layer */
+  int mid_layer;
 };
 
 /* One forward batch: sequences [s0, s0 + n) of equal length len, rows

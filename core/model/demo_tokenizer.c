@@ -41,7 +41,7 @@ static const char *const k_words[] = {
     "ing", "ed", "er", "ly", "tion", "ment", "ness", "able", "ous"};
 
 typedef struct gen {
-  json_t *vocab, *merges;
+  json_t *vocab, *merges, *ranks;
   int64_t n, limit;
 } gen;
 
@@ -52,19 +52,40 @@ static int add_tok(gen *g, const char *s) {
   return 0;
 }
 
-/* Merges spelling `sym[0..n)` (token strings) left to right. */
+/* Merges that make the word `sym[0..n)` one token: apply the merges so
+ * far (lowest rank first, as BPE does), then merge the first remaining pair
+ * with a new, last-ranked merge, until one token is left. Earlier words keep
+ * their tokenization: a last-ranked merge only applies when no other does. */
 static void spell(gen *g, char **sym, size_t n) {
-  char cur[256];
-  snprintf(cur, sizeof cur, "%s", sym[0]);
-  for (size_t i = 1; i < n; i++) {
-    char next[256], merge[512];
-    snprintf(next, sizeof next, "%s%s", cur, sym[i]);
-    if (!json_object_get(g->vocab, next)) {
-      if (add_tok(g, next)) return;
-      snprintf(merge, sizeof merge, "%s %s", cur, sym[i]);
-      json_array_append_new(g->merges, json_string(merge));
+  char tok[64][64], key[160];
+  for (size_t i = 0; i < n; i++) snprintf(tok[i], sizeof tok[i], "%s", sym[i]);
+  while (n > 1) {
+    for (;;) {
+      json_int_t best = -1;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < n; i++) {
+        snprintf(key, sizeof key, "%s %s", tok[i], tok[i + 1]);
+        json_t *r = json_object_get(g->ranks, key);
+        if (r && (best < 0 || json_integer_value(r) < best)) {
+          best = json_integer_value(r);
+          at = i;
+        }
+      }
+      if (best < 0) break;
+      char both[128];
+      snprintf(both, sizeof both, "%s%s", tok[at], tok[at + 1]);
+      snprintf(tok[at], sizeof tok[at], "%s", both);
+      memmove(tok[at + 1], tok[at + 2], (n - at - 2) * sizeof tok[0]);
+      n--;
     }
-    snprintf(cur, sizeof cur, "%s", next);
+    if (n == 1) return;
+    char merged[128];
+    snprintf(merged, sizeof merged, "%s%s", tok[0], tok[1]);
+    if (add_tok(g, merged)) return;
+    snprintf(key, sizeof key, "%s %s", tok[0], tok[1]);
+    json_object_set_new(g->ranks, key,
+                        json_integer((json_int_t)json_array_size(g->merges)));
+    json_array_append_new(g->merges, json_string(key));
   }
 }
 
@@ -106,7 +127,7 @@ static json_t *template_single(const char *bos, int64_t id) {
 
 char *qf_demo_tokenizer_json(qf_tokenizer_kind kind, int64_t size) {
   int bl = kind != QF_TOKENIZER_SENTENCEPIECE;
-  gen g = {json_object(), json_array(), 0, size};
+  gen g = {json_object(), json_array(), json_object(), 0, size};
   json_t *add = json_array(), *root = json_object();
   char sym[64][8];
   char *ptr[64];
@@ -210,6 +231,7 @@ char *qf_demo_tokenizer_json(qf_tokenizer_kind kind, int64_t size) {
                   0));
   }
   json_object_set_new(root, "model", model);
+  json_decref(g.ranks);
   char *text = json_dumps(root, JSON_INDENT(1) | JSON_ENSURE_ASCII);
   json_decref(root);
   return text;

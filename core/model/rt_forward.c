@@ -144,6 +144,8 @@ qf_status qf__rt_block_kv(qf_rt_model *m, int layer, float *x, int64_t B,
     goto done;
   if ((st = attn_inner(m, layer, n, B, L, kv, y, o, &stop, err)) || stop)
     goto done;
+  /* from here x holds x + attention(x); calib_awq.c relies on it being
+   * left so when the block stops after the MLP_IN site */
   for (int64_t i = 0; i < M * H; i++) x[i] += y[i];
   snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight",
            layer);

@@ -227,8 +227,16 @@ static qf_status bind(qf_rt_model *m, qf__rt_slot *s, const char *name,
                      "%s: tensor '%s' is missing from the checkpoint",
                      qf_checkpoint_dir(m->ckpt), name);
   }
-  if (t->dtype != QF_DTYPE_F32 && t->dtype != QF_DTYPE_F16 &&
-      t->dtype != QF_DTYPE_BF16)
+  int is_float = t->dtype == QF_DTYPE_F32 || t->dtype == QF_DTYPE_F16 ||
+                 t->dtype == QF_DTYPE_BF16;
+  if (!is_float && !required && d1) {
+    /* a quantized linear stored under ".weight" (bitsandbytes int8/4-bit):
+     * left to the linear hook */
+    qf_log(QF_LOG_DEBUG, "runtime: '%s' is %s: served by the linear hook",
+           name, qf_dtype_name(t->dtype));
+    return QF_OK;
+  }
+  if (!is_float)
     return qf_errorf(err, QF_ERR_FORMAT, OP,
                      "%s: tensor '%s' has dtype %s (expected F32, F16 or "
                      "BF16)", t->file, name, qf_dtype_name(t->dtype));
@@ -379,7 +387,8 @@ qf_status qf_rt_tensor_f32(qf_rt_model *m, const char *name, const float **w,
   const qf_st_tensor *t = qf_checkpoint_find(m->ckpt, name);
   if (!t)
     return qf_errorf(err, QF_ERR_NOT_FOUND, OP,
-                     "%s: tensor '%s' is not in the checkpoint",
+                     "%s: tensor '%s' is not in the checkpoint (a quantized "
+                     "checkpoint needs a linear hook)",
                      qf_checkpoint_dir(m->ckpt), name);
   size_t n = (size_t)numel_of(t);
   if (n > m->scratch_n) {
