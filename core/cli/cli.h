@@ -59,6 +59,11 @@ qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
                                   const char *in_path, const char *out_dir,
                                   int force, qf_error *err);
 
+/* The config text with "tokenizer_json": "<dir>/tokenizer.json" added when
+ * that file exists (container exports carry the tokenizer); NULL when there
+ * is nothing to add. Caller frees. */
+char *qf_cli_config_with_tokenizer(const char *config_json, const char *dir);
+
 /* Read a whole raw little-endian file expected to hold exactly `expect`
  * bytes (0 = any size). Caller frees *out. */
 qf_status qf_cli_read_raw(const char *path, size_t expect, void **out,

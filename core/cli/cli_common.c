@@ -188,3 +188,19 @@ qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
   if (st != QF_OK) qf_remove_tree(tmp);
   return st;
 }
+
+char *qf_cli_config_with_tokenizer(const char *config_json, const char *dir) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+  if (access(path, R_OK) != 0) return NULL;
+  json_error_t je;
+  json_t *j = json_loads(config_json ? config_json : "{}", 0, &je);
+  if (!j || json_object_get(j, "tokenizer_json")) {
+    json_decref(j);
+    return NULL;
+  }
+  json_object_set_new(j, "tokenizer_json", json_string(path));
+  char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(j);
+  return text;
+}

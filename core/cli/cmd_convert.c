@@ -170,6 +170,11 @@ int qf_cmd_convert(int argc, char **argv) {
       goto fail;
     }
     char *text = json_dumps(cfg, JSON_COMPACT);
+    char *with_tok = qf_cli_config_with_tokenizer(text, in);
+    if (with_tok) {
+      free(text);
+      text = with_tok;
+    }
     st = qf_run_container(plugin, QF_CONTAINER_EXPORT, text, m, NULL, out, NULL, &err);
     free(text);
     qf_model_free(m);

@@ -91,6 +91,11 @@ static int qf__quantize_container(const qf_cli_plugin_opts *po, const char *meth
   } else if (st == QF_OK) {
     st = qf_checkpoint_open(in, &ck, &err);
     if (st == QF_OK) st = qf_model_new(ck, &m, &err);
+    char *with_tok = st == QF_OK ? qf_cli_config_with_tokenizer(cfg_text, in) : NULL;
+    if (with_tok) {
+      free(cfg_text);
+      cfg_text = with_tok;
+    }
   }
   if (st == QF_OK)
     st = qf_run_container(p, QF_CONTAINER_EXPORT, cfg_text, m, NULL, out, NULL, &err);
