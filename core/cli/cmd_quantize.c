@@ -37,6 +37,8 @@ static void qf__quantize_usage(FILE *f) {
           "  --calib-seqs N      calibration windows used (default 128)\n"
           "  --shard-size MB     shard the output above this size (default 4096, 0 = never)\n"
           "  --force             replace OUT_DIR if it exists\n"
+          "  --report FILE       write the per-layer metrics plugins report (GPTQ's loss…)\n"
+          "                      as JSON {tensor: {metric: value}}\n"
           "  --json              print a JSON summary on stdout\n");
 }
 
@@ -127,7 +129,7 @@ static int qf__quantize_container(const qf_cli_plugin_opts *po, const char *meth
 }
 
 int qf_cmd_quantize(int argc, char **argv) {
-  enum { O_CALIB = 1000, O_SHARD, O_FORCE, O_JSON, O_REG, O_BACKEND, O_CONFIG, O_CLEN, O_CSEQ };
+  enum { O_CALIB = 1000, O_SHARD, O_FORCE, O_JSON, O_REG, O_BACKEND, O_CONFIG, O_CLEN, O_CSEQ, O_REPORT };
   struct option opts[64];
   size_t no = 0;
   opts[no++] = (struct option){"method", required_argument, 0, 'm'};
@@ -138,6 +140,7 @@ int qf_cmd_quantize(int argc, char **argv) {
   opts[no++] = (struct option){"calib-seqs", required_argument, 0, O_CSEQ};
   opts[no++] = (struct option){"shard-size", required_argument, 0, O_SHARD};
   opts[no++] = (struct option){"force", no_argument, 0, O_FORCE};
+  opts[no++] = (struct option){"report", required_argument, 0, O_REPORT};
   opts[no++] = (struct option){"json", no_argument, 0, O_JSON};
   opts[no++] = (struct option){"registry", required_argument, 0, O_REG};
   opts[no++] = (struct option){"backend", required_argument, 0, O_BACKEND};
@@ -145,7 +148,7 @@ int qf_cmd_quantize(int argc, char **argv) {
   no += qf_quant_flags_options(opts + no, 64 - no - 1);
   opts[no] = (struct option){0, 0, 0, 0};
 
-  const char *method = NULL, *out_dir = NULL, *config = NULL, *calib_file = NULL;
+  const char *method = NULL, *out_dir = NULL, *config = NULL, *calib_file = NULL, *report = NULL;
   double shard_mb = 4096;
   long long calib_len = 0, calib_seqs = 0;
   int force = 0, as_json = 0, c;
@@ -163,6 +166,7 @@ int qf_cmd_quantize(int argc, char **argv) {
       case O_CSEQ: calib_seqs = strtoll(optarg, NULL, 10); break;
       case O_SHARD: shard_mb = strtod(optarg, NULL); break;
       case O_FORCE: force = 1; break;
+      case O_REPORT: report = optarg; break;
       case O_JSON: as_json = 1; break;
       case O_REG: po.registry = optarg; break;
       case O_BACKEND: po.backend = optarg; break;
@@ -205,6 +209,8 @@ int qf_cmd_quantize(int argc, char **argv) {
     req.progress = 1;
     st = qf_quantize_folder(&req, &res, &err);
   }
+  if (st == QF_OK && report && res.metrics_json)
+    st = qf_write_file_atomic(report, res.metrics_json, strlen(res.metrics_json), &err);
   if (st == QF_OK) {
     if (as_json) {
       json_t *j = json_object();
@@ -219,6 +225,8 @@ int qf_cmd_quantize(int argc, char **argv) {
       json_error_t je;
       json_t *q = res.config_json ? json_loads(res.config_json, 0, &je) : NULL;
       json_object_set_new(j, "quantization_config", q ? q : json_null());
+      json_t *mj = res.metrics_json ? json_loads(res.metrics_json, 0, &je) : NULL;
+      json_object_set_new(j, "layers", mj ? mj : json_object());
       qf_cli_print_json(j);
     } else {
       fprintf(stderr, "qforge: %s: %zu of %zu tensors quantized, %.1f MiB -> %.1f MiB in %.2f s, "

@@ -4,6 +4,7 @@
  * instance serves all plugins; the callbacks forward to the core's log,
  * progress, model and calibration modules.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,26 @@ static qf_status qf__host_calib_block_shape(qf_calib *c, const char *name, int64
   return c->ops->block_shape(c->impl, name, tokens, hidden, err);
 }
 
+static pthread_mutex_t qf__metric_lock = PTHREAD_MUTEX_INITIALIZER;
+static qf_metric_sink_fn qf__metric_sink;
+static void *qf__metric_user;
+
+void qf_set_metric_sink(qf_metric_sink_fn fn, void *user) {
+  pthread_mutex_lock(&qf__metric_lock);
+  qf__metric_sink = fn;
+  qf__metric_user = user;
+  pthread_mutex_unlock(&qf__metric_lock);
+}
+
+static void qf__host_report_metric(const qf_host *host, const char *tensor, const char *metric,
+                                   double value) {
+  (void)host;
+  pthread_mutex_lock(&qf__metric_lock);
+  if (qf__metric_sink && tensor && metric) qf__metric_sink(qf__metric_user, tensor, metric, value);
+  pthread_mutex_unlock(&qf__metric_lock);
+  qf_log(QF_LOG_DEBUG, "%s: %s = %.6g", tensor ? tensor : "?", metric ? metric : "?", value);
+}
+
 static int qf__threads = 0;
 
 static int qf__host_n_threads(const qf_host *host) {
@@ -172,6 +193,7 @@ static const qf_host qf__host = {
     .calib_inputs = qf__host_calib_inputs,
     .calib_block_forward = qf__host_calib_block_forward,
     .calib_block_shape = qf__host_calib_block_shape,
+    .report_metric = qf__host_report_metric,
 };
 
 const qf_host *qf_host_table(void) { return &qf__host; }

@@ -37,7 +37,31 @@ typedef struct qf__qctx {
   size_t n_ov, cap_ov;
   uint64_t bytes_out;
   size_t quantized;
+  json_t *metrics;    /* {tensor: {metric: value}} in report order */
+  double block_sum;   /* metrics summed over the current block */
+  int block_count;
 } qf__qctx;
+
+static void qf__metric(void *user, const char *tensor, const char *metric, double value) {
+  qf__qctx *c = user;
+  json_t *t = json_object_get(c->metrics, tensor);
+  if (!t) {
+    t = json_object();
+    json_object_set_new(c->metrics, tensor, t);
+  }
+  json_object_set_new(t, metric, json_real(value));
+  c->block_sum += value;
+  c->block_count++;
+}
+
+/* One line per finished block with its summed reported losses. */
+static void qf__block_line(qf__qctx *c, int layer) {
+  if (layer >= 0 && c->block_count > 0)
+    qf_log(QF_LOG_INFO, "block %d: %d layers quantized, reported loss %.6g", layer,
+           c->block_count, c->block_sum);
+  c->block_sum = 0;
+  c->block_count = 0;
+}
 
 static void qf__ov_drop_before(qf__qctx *c, int layer) {
   size_t j = 0;
@@ -147,6 +171,7 @@ static qf_status qf__after_tensor(void *user, qf_session *s, qf_model *model, co
   /* flush at block boundaries: the outputs of finished blocks go to disk */
   int layer = qf__layer_of(name);
   if (layer != c->cur_layer) {
+    qf__block_line(c, c->cur_layer);
     if (layer >= 0) qf__ov_drop_before(c, layer - 1);
     c->cur_layer = layer;
   }
@@ -338,6 +363,8 @@ qf_status qf_quantize_folder(const qf_quantize_request *req, qf_quantize_result 
   } else {
     qf_model_set_sink(model, qf__write_sink, &c);
   }
+  c.metrics = json_object();
+  qf_set_metric_sink(qf__metric, &c);
   c.bar = req->progress ? qf_progress_new("quantize", qf_checkpoint_count(ck)) : NULL;
   qf_run_options opt = {0};
   opt.struct_size = sizeof opt;
@@ -349,6 +376,8 @@ qf_status qf_quantize_folder(const qf_quantize_request *req, qf_quantize_result 
   opt.order = order;
   opt.n_order = order ? qf_checkpoint_count(ck) : 0;
   st = qf_run_lifecycle(req->plugin, model, &opt, &s, err);
+  qf_set_metric_sink(NULL, NULL);
+  qf__block_line(&c, c.cur_layer);
   qf_progress_done(c.bar);
   c.bar = NULL;
   if (st != QF_OK) goto done;
@@ -373,7 +402,10 @@ qf_status qf_quantize_folder(const qf_quantize_request *req, qf_quantize_result 
   res->tensors_in = qf_checkpoint_count(ck);
   res->tensors_quantized = c.quantized;
   res->config_json = s->config_json ? strdup(s->config_json) : NULL;
+  res->metrics_json = json_dumps(c.metrics, JSON_COMPACT | JSON_PRESERVE_ORDER);
 done:
+  qf_set_metric_sink(NULL, NULL);
+  json_decref(c.metrics);
   if (c.bar) qf_progress_done(c.bar);
   if (c.writer) qf_st_writer_abort(c.writer);
   if (tmp[0]) qf_remove_tree(tmp);
@@ -391,5 +423,6 @@ done:
 void qf_quantize_result_clear(qf_quantize_result *r) {
   if (!r) return;
   free(r->config_json);
+  free(r->metrics_json);
   memset(r, 0, sizeof *r);
 }

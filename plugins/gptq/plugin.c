@@ -391,7 +391,10 @@ static qf_status gptq_create_quantized_param(qf_quantizer *q, qf_model *m,
   pthread_mutex_lock(&q->mu);
   q->n_quantized++;
   pthread_mutex_unlock(&q->mu);
-  q->host->log(q->host, QF_LOG_DEBUG, NAME, "%s: GPTQ loss %.6g", name, loss);
+  if (QF_HAS_FIELD(q->host, qf_host, report_metric) && q->host->report_metric)
+    q->host->report_metric(q->host, name, "gptq_loss", loss);
+  else
+    q->host->log(q->host, QF_LOG_DEBUG, NAME, "%s: GPTQ loss %.6g", name, loss);
   return QF_OK;
 }
 

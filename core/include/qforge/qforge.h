@@ -65,6 +65,14 @@ QF_API void qf_log(qf_log_level level, const char *fmt, ...) QF_PRINTF(2, 3);
 QF_API void qf_logv(qf_log_level level, const char *who, const char *fmt,
                     va_list ap);
 
+/* ---- metrics plugins report (host->report_metric) ---- */
+
+typedef void (*qf_metric_sink_fn)(void *user, const char *tensor,
+                                  const char *metric, double value);
+/* Route reported metrics to `fn` (NULL: only a debug log line). Process-wide;
+ * the quantize driver sets it for the length of a run. */
+QF_API void qf_set_metric_sink(qf_metric_sink_fn fn, void *user);
+
 /* ---- progress ---- */
 
 /* A progress bar on stderr, drawn only when stderr is a terminal (or when

@@ -40,6 +40,8 @@ typedef struct qf_quantize_result {
   uint64_t bytes_in, bytes_out;
   size_t tensors_in, tensors_quantized;
   char *config_json;           /* the written quantization_config (malloc'ed) */
+  char *metrics_json;          /* {tensor: {metric: value}} plugins reported
+                                  (e.g. GPTQ's per-layer loss), malloc'ed */
 } qf_quantize_result;
 
 QF_API qf_status qf_quantize_folder(const qf_quantize_request *req,

@@ -236,6 +236,11 @@ struct qf_host {
   qf_status (*calib_block_shape)(qf_calib *calib, const char *name,
                                  int64_t *tokens, int64_t *hidden,
                                  qf_error *err);
+  /* Report a number about the tensor being quantized (e.g. "gptq_loss");
+   * the host prints it per block and writes it to its quantization report.
+   * Thread-safe; never fails. */
+  void (*report_metric)(const qf_host *host, const char *tensor,
+                        const char *metric, double value);
 };
 
 /* ---------------------------------------------------------------- quantizer table */
