@@ -263,7 +263,7 @@ static qf_status bind_all(qf_rt_model *m, qf_error *err) {
     if ((st = bind(m, &m->lm_head, "lm_head.weight", 0, c->vocab, c->hidden,
                    err)))
       return st;
-    if (!m->lm_head.t)
+    if (!m->lm_head.t && !qf_checkpoint_find(m->ckpt, "lm_head.weight"))
       qf_log(QF_LOG_WARN, "%s: no lm_head.weight and tie_word_embeddings is "
              "false: using the embeddings as lm_head",
              qf_checkpoint_dir(m->ckpt));
