@@ -34,6 +34,7 @@ int qf_cmd_raw(int argc, char **argv);
 int qf_cmd_convert(int argc, char **argv);
 int qf_cmd_eval(int argc, char **argv);
 int qf_cmd_demo(int argc, char **argv);
+int qf_cmd_imatrix(int argc, char **argv);
 
 /* Print "qforge: error: <formatted err>" to stderr. */
 void qf_cli_print_error(const qf_error *err);

@@ -16,7 +16,8 @@ typedef struct qf_cli_command {
 static const qf_cli_command qf__commands[] = {
     {"demo", qf_cmd_demo, "quantize a generated model with every scheme and compare them"},
     {"plugins", qf_cmd_plugins, "list registered schemes, their builds and the chosen backend"},
-    {"inspect", qf_cmd_inspect, "show a safetensors file or HF model folder"},
+    {"imatrix", qf_cmd_imatrix, "importance matrix (llama.cpp .dat) from calibration data"},
+    {"inspect", qf_cmd_inspect, "show a safetensors file, HF model folder or GGUF file"},
     {"quantize", qf_cmd_quantize, "quantize a float HF model folder with a scheme"},
     {"convert", qf_cmd_convert, "convert between an HF folder and a container format (GGUF)"},
     {"eval", qf_cmd_eval, "perplexity, KL divergence and top-1 agreement of a model"},

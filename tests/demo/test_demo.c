@@ -92,3 +92,25 @@ Test(demo, every_scheme_quantizes_and_evaluates, .timeout = 1400) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   cr_assert_eq(system(cmd), 0);
 }
+
+Test(demo, imatrix_from_calibration_feeds_gguf, .timeout = 600) {
+  snprintf(dir, sizeof dir, "/tmp/qf_imat_XXXXXX");
+  cr_assert(mkdtemp(dir));
+  json_t *j = run_json("demo --json --out '%s' --only rtn-int4", dir);
+  json_decref(j);
+  j = run_json("imatrix '%s/float' --calib '%s/float/calib.npy' --calib-len 256 -o '%s/im.dat' "
+               "&& '%s' quantize '%s/float' --method gguf --type IQ4_XS --imatrix '%s/im.dat' "
+               "-o '%s/iq4.gguf' --json",
+               dir, dir, dir, getenv("QF_CLI"), dir, dir, dir);
+  cr_assert_gt(num(j, "bytes_out"), 0);
+  json_decref(j);
+  j = run_json("inspect '%s/iq4.gguf' --json", dir);
+  json_t *md = json_object_get(j, "metadata");
+  /* 6 blocks x 7 linears, one chunk per calibration window */
+  cr_assert_eq(json_integer_value(json_object_get(md, "quantize.imatrix.entries_count")), 42);
+  cr_assert_eq(json_integer_value(json_object_get(md, "general.file_type")), 30, "IQ4_XS");
+  json_decref(j);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
