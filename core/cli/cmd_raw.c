@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "qforge/plugin_util.h"
 
 static void qf__raw_usage(FILE *f) {
   fprintf(f,
@@ -120,14 +121,7 @@ static int qf__raw_quantize(qf__raw_args *a) {
     goto fail;
   if ((st = qf_model_new_empty("{}", &model, &err)) != QF_OK) goto fail;
   int64_t shape[2] = {(int64_t)R, (int64_t)C};
-  DLTensor t = {0};
-  t.data = w;
-  t.device.device_type = kDLCPU;
-  t.ndim = 2;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = shape;
+  DLTensor t = qf_f32_tensor(w, 2, shape);
   if ((st = qf_model_add_input(model, "weight", &t, &err)) != QF_OK) goto fail;
   if (hess || imat) {
     calib = qf_calib_new_static();
@@ -303,12 +297,9 @@ static int qf__raw_dequantize(qf__raw_args *a) {
       goto fail;
     }
     nbufs = i + 1;
-    DLTensor t = {0};
-    t.data = bufs[i];
-    t.device.device_type = kDLCPU;
-    t.ndim = (int)json_array_size(js);
-    qf_dtype_to_dl(d, &t.dtype);
-    t.shape = shapes[i];
+    DLDataType dlt = {0};
+    qf_dtype_to_dl(d, &dlt);
+    DLTensor t = qf_cpu_tensor(bufs[i], dlt, (int)json_array_size(js), shapes[i]);
     if ((st = qf_model_add_input(model, name, &t, &err)) != QF_OK) {
       free(shapes);
       goto fail;
@@ -326,14 +317,7 @@ static int qf__raw_dequantize(qf__raw_args *a) {
     goto fail;
   }
   int64_t oshape[2] = {R, C};
-  DLTensor ot = {0};
-  ot.data = out;
-  ot.device.device_type = kDLCPU;
-  ot.ndim = 2;
-  ot.dtype.code = kDLFloat;
-  ot.dtype.bits = 32;
-  ot.dtype.lanes = 1;
-  ot.shape = oshape;
+  DLTensor ot = qf_f32_tensor(out, 2, oshape);
   qf_error perr;
   qf_error_clear(&perr);
   st = plugin->desc->vtable->dequantize(s->q, model, "weight", &ot, &perr);

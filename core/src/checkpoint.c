@@ -37,7 +37,7 @@ static qf_status oom(qf_error *err, const char *path) {
   return qf_errorf(err, QF_ERR_NO_MEMORY, QF__OP, "%s: out of memory", path);
 }
 
-static const char *json_kind(const json_t *v) {
+const char *qf__json_kind(const json_t *v) {
   switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "a list";
@@ -73,7 +73,7 @@ static qf_status load_json_object(const char *path, json_t **root_out,
   } else if (!json_is_object(root)) {
     st = qf_errorf(err, QF_ERR_FORMAT, QF__OP,
                    "%s: expected a JSON object at the top, got %s", path,
-                   json_kind(root));
+                   qf__json_kind(root));
     json_decref(root);
     root = NULL;
   }
@@ -130,14 +130,14 @@ static qf_status open_index(qf_checkpoint *c, const char *index_path,
   if (meta && !json_is_object(meta)) {
     st = qf_errorf(err, QF_ERR_FORMAT, QF__OP,
                    "%s: metadata: expected an object, got %s", index_path,
-                   json_kind(meta));
+                   qf__json_kind(meta));
     goto done;
   }
   if (!wm || !json_is_object(wm)) {
     st = qf_errorf(err, QF_ERR_FORMAT, QF__OP,
                    "%s: weight_map: expected an object mapping tensor names "
                    "to shard files, got %s",
-                   index_path, wm ? json_kind(wm) : "nothing");
+                   index_path, wm ? qf__json_kind(wm) : "nothing");
     goto done;
   }
   size_t nmap = json_object_size(wm);
@@ -154,7 +154,7 @@ static qf_status open_index(qf_checkpoint *c, const char *index_path,
       st = qf_errorf(err, QF_ERR_FORMAT, QF__OP,
                      "%s: weight_map: tensor '%s': expected a shard file "
                      "name (a string), got %s",
-                     index_path, name, json_kind(val));
+                     index_path, name, qf__json_kind(val));
       goto done;
     }
     const char *s = json_string_value(val);

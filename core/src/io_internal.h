@@ -37,6 +37,10 @@ qf_status qf__fsync_close(int fd, const char *what, qf_error *err);
 qf_status qf__fsync_parent(const char *path, qf_error *err);
 /* Create `dir` and its missing parents (mode 0777 & ~umask). */
 qf_status qf__mkdir_p(const char *dir, qf_error *err);
+/* How a JSON value reads in an error message ("an object", "a list", …),
+ * for the checkpoint and safetensors readers (implemented in checkpoint.c). */
+struct json_t;
+const char *qf__json_kind(const struct json_t *v);
 /* "a/b" (no doubled slash). malloc'ed; NULL on out-of-memory. */
 char *qf__path_join(const char *a, const char *b);
 /* The folder of `path` ("." when it has none). malloc'ed; NULL on OOM. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qforge/plugin_util.h"
 #include "qforge/qforge.h"
 #include "qforge/qmodel.h"
 
@@ -48,17 +49,7 @@ static qf_status qf__qmodel_linear(void *user, qf_rt_model *rt, const char *name
     return QF_OK;
   }
   int64_t xs[2] = {M, K}, ys[2] = {M, N};
-  DLTensor xt = {0}, yt = {0};
-  xt.data = (void *)x;
-  xt.device.device_type = kDLCPU;
-  xt.ndim = 2;
-  xt.dtype.code = kDLFloat;
-  xt.dtype.bits = 32;
-  xt.dtype.lanes = 1;
-  xt.shape = xs;
-  yt = xt;
-  yt.data = y;
-  yt.shape = ys;
+  DLTensor xt = qf_f32_tensor((void *)x, 2, xs), yt = qf_f32_tensor(y, 2, ys);
   qf_error perr;
   qf_error_clear(&perr);
   qf_status st = m->plugin->desc->vtable->linear_forward(m->session->q, m->model, name, &xt, &yt,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "model_internal.h"
+#include "qforge/plugin_util.h"
 #include "qforge/qforge.h"
 
 /* Dequantized weights of already-quantized linears, served to the runtime
@@ -138,14 +139,7 @@ static qf_status qf__after_tensor(void *user, qf_session *s, qf_model *model, co
         float *w = malloc((size_t)(n * k) * sizeof *w);
         if (!w) return qf_errorf(err, QF_ERR_NO_MEMORY, "quantize", "out of memory");
         int64_t shape[2] = {n, k};
-        DLTensor out = {0};
-        out.data = w;
-        out.device.device_type = kDLCPU;
-        out.ndim = 2;
-        out.dtype.code = kDLFloat;
-        out.dtype.bits = 32;
-        out.dtype.lanes = 1;
-        out.shape = shape;
+        DLTensor out = qf_f32_tensor(w, 2, shape);
         qf_error perr;
         qf_error_clear(&perr);
         qf_status st = vt->dequantize(s->q, model, name, &out, &perr);

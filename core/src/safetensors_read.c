@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "io_internal.h"
 #include "qforge/qforge.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -53,20 +54,6 @@ typedef struct entry {
   uint64_t begin, end, nbytes;
 } entry;
 
-static const char *json_kind(const json_t *v) {
-  switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "a list";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-  }
-  return "something else";
-}
-
 static qf_status fmt_err(qf_error *err, const char *path, const char *fmt,
                          ...) QF_PRINTF(3, 4);
 static qf_status fmt_err(qf_error *err, const char *path, const char *fmt,
@@ -92,7 +79,7 @@ static qf_status parse_metadata(qf_st_file *f, const json_t *meta,
   if (!json_is_object(meta))
     return fmt_err(err, f->path,
                    "__metadata__: expected an object of string values, got %s",
-                   json_kind(meta));
+                   qf__json_kind(meta));
   size_t m = json_object_size(meta);
   f->meta_keys = calloc(m ? m : 1, sizeof *f->meta_keys);
   f->meta_vals = calloc(m ? m : 1, sizeof *f->meta_vals);
@@ -105,7 +92,7 @@ static qf_status parse_metadata(qf_st_file *f, const json_t *meta,
     if (!json_is_string(val))
       return fmt_err(err, f->path,
                      "__metadata__: key '%s': expected a string value, got %s",
-                     key, json_kind(val));
+                     key, qf__json_kind(val));
     f->meta_keys[f->nmeta] = strdup(key);
     f->meta_vals[f->nmeta] = strdup(json_string_value(val));
     if (!f->meta_keys[f->nmeta] || !f->meta_vals[f->nmeta]) {
@@ -127,13 +114,13 @@ static qf_status parse_entry(const char *path, const char *name,
     return fmt_err(err, path,
                    "tensor '%s': expected an object with dtype, shape and "
                    "data_offsets, got %s",
-                   name, json_kind(v));
+                   name, qf__json_kind(v));
   /* dtype */
   const json_t *dt = json_object_get(v, "dtype");
   if (!dt) return fmt_err(err, path, "tensor '%s': dtype: missing", name);
   if (!json_is_string(dt))
     return fmt_err(err, path, "tensor '%s': dtype: expected a string, got %s",
-                   name, json_kind(dt));
+                   name, qf__json_kind(dt));
   e->dtype = qf_dtype_from_name(json_string_value(dt));
   if (e->dtype == QF_DTYPE_INVALID)
     return fmt_err(err, path,
@@ -148,7 +135,7 @@ static qf_status parse_entry(const char *path, const char *name,
     return fmt_err(err, path,
                    "tensor '%s': shape: expected a list of non-negative "
                    "integers, got %s",
-                   name, json_kind(sh));
+                   name, qf__json_kind(sh));
   size_t nd = json_array_size(sh);
   if (nd > QF_MAX_DIMS)
     return fmt_err(err, path,
@@ -169,7 +156,7 @@ static qf_status parse_entry(const char *path, const char *name,
       return fmt_err(err, path,
                      "tensor '%s': shape[%zu]: expected a non-negative "
                      "integer, got %s",
-                     name, d, json_kind(x));
+                     name, d, qf__json_kind(x));
     }
     e->shape[d] = dim;
     if (dim == 0) has_zero = 1;
@@ -280,7 +267,7 @@ static qf_status parse_header(qf_st_file *f, uint64_t hlen, qf_error *err) {
   entry *ents = NULL;
   if (!json_is_object(root)) {
     st = fmt_err(err, path, "header: expected a JSON object, got %s",
-                 json_kind(root));
+                 qf__json_kind(root));
     goto done;
   }
   size_t total = json_object_size(root);

@@ -378,6 +378,14 @@ char *qf_awq_config_to_json(const qf_awq_config *cfg, const char *const *extra,
  * config's modules_to_not_convert (substring test, as transformers)? */
 int qf_awq_config_skips(const qf_awq_config *cfg, const char *module);
 
+/* printf into msg[msg_size] when msg is non-NULL and msg_size > 0, then
+ * return `code` (the messages of validate.c and config.c). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+qf_status qf__awq_fail(char *msg, size_t msg_size, qf_status code,
+                       const char *fmt, ...);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,20 +21,6 @@
 
 #include "awq.h"
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static qf_status cfg_fail(char *msg, size_t msz, qf_status code,
-                          const char *fmt, ...) {
-  if (msg && msz) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msz, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 void qf_awq_config_free(qf_awq_config *cfg) {
   if (!cfg) return;
   for (size_t i = 0; i < cfg->n_not_convert; i++) free(cfg->not_convert[i]);
@@ -54,7 +40,7 @@ static qf_status get_int(json_t *root, const char *name, const char *alt,
   }
   if (!v || json_is_null(v)) return QF_OK;
   if (!json_is_integer(v))
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config.%s: expected an integer", used);
   *out = (int64_t)json_integer_value(v);
   return QF_OK;
@@ -65,7 +51,7 @@ static qf_status get_bool(json_t *root, const char *name, int *out, char *msg,
   json_t *v = json_object_get(root, name);
   if (!v || json_is_null(v)) return QF_OK;
   if (!json_is_boolean(v))
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config.%s: expected true or false", name);
   *out = json_is_true(v);
   return QF_OK;
@@ -81,13 +67,13 @@ static qf_status parse_version(json_t *root, qf_awq_config *cfg, char *msg,
   }
   if (!v || json_is_null(v)) return QF_OK; /* default gemm */
   if (!json_is_string(v))
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config.%s: expected a string (gemm, gemv, exllama, ipex)", key);
   const char *s = json_string_value(v);
   char low[sizeof cfg->version];
   size_t n = strlen(s);
   if (n >= sizeof low)
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config.%s: unknown AWQ version \"%.32s\"", key, s);
   for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)s[i]);
   if (!strcmp(low, "gemm") || !strcmp(low, "exllama") || !strcmp(low, "ipex")) {
@@ -96,10 +82,10 @@ static qf_status parse_version(json_t *root, qf_awq_config *cfg, char *msg,
     cfg->layout = QF_AWQ_LAYOUT_GEMV;
   } else if (!strcmp(low, "gemv_fast") || !strcmp(low, "marlin") ||
              !strcmp(low, "llm-awq")) {
-    return cfg_fail(msg, msz, QF_ERR_UNSUPPORTED,
+    return qf__awq_fail(msg, msz, QF_ERR_UNSUPPORTED,
                     "quantization_config.%s: \"%s\" is not supported (use gemm or gemv)", key, low);
   } else {
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config.%s: unknown AWQ version \"%s\" (expected gemm, gemv, exllama or ipex)",
                     key, low);
   }
@@ -112,22 +98,22 @@ static qf_status parse_not_convert(json_t *root, qf_awq_config *cfg,
   json_t *v = json_object_get(root, "modules_to_not_convert");
   if (!v || json_is_null(v)) return QF_OK;
   if (!json_is_array(v))
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config.modules_to_not_convert: expected null or a list of strings");
   const size_t n = json_array_size(v);
   cfg->not_convert_is_null = 0;
   if (n == 0) return QF_OK;
   cfg->not_convert = calloc(n, sizeof *cfg->not_convert);
   if (!cfg->not_convert)
-    return cfg_fail(msg, msz, QF_ERR_NO_MEMORY, "out of memory");
+    return qf__awq_fail(msg, msz, QF_ERR_NO_MEMORY, "out of memory");
   for (size_t i = 0; i < n; i++) {
     json_t *e = json_array_get(v, i);
     if (!json_is_string(e))
-      return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+      return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                       "quantization_config.modules_to_not_convert[%zu]: expected a string", i);
     cfg->not_convert[i] = strdup(json_string_value(e));
     if (!cfg->not_convert[i])
-      return cfg_fail(msg, msz, QF_ERR_NO_MEMORY, "out of memory");
+      return qf__awq_fail(msg, msz, QF_ERR_NO_MEMORY, "out of memory");
     cfg->n_not_convert = i + 1;
   }
   return QF_OK;
@@ -144,7 +130,7 @@ static qf_status parse_object(json_t *root, qf_awq_config *cfg, char *msg,
   json_t *qm = json_object_get(root, "quant_method");
   if (qm && !json_is_null(qm)) {
     if (!json_is_string(qm) || !is_awq(json_string_value(qm)))
-      return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+      return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                       "quantization_config.quant_method: expected \"awq\"");
   }
   int64_t bits = 4, group = 128;
@@ -152,10 +138,10 @@ static qf_status parse_object(json_t *root, qf_awq_config *cfg, char *msg,
   if ((st = get_int(root, "bits", "w_bit", &bits, msg, msz)) != QF_OK) return st;
   if ((st = get_int(root, "group_size", "q_group_size", &group, msg, msz)) != QF_OK) return st;
   if (bits != 4)
-    return cfg_fail(msg, msz, QF_ERR_UNSUPPORTED,
+    return qf__awq_fail(msg, msz, QF_ERR_UNSUPPORTED,
                     "quantization_config.bits: AWQ supports 4 bits only (got %lld)", (long long)bits);
   if (group == 0 || group < -1 || group > (INT64_C(1) << 30))
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config.group_size: expected a positive integer or -1 (got %lld)",
                     (long long)group);
   cfg->bits = (int)bits;
@@ -165,7 +151,7 @@ static qf_status parse_object(json_t *root, qf_awq_config *cfg, char *msg,
   if ((st = get_bool(root, "apply_clip", &cfg->apply_clip, msg, msz)) != QF_OK) return st;
   if ((st = parse_version(root, cfg, msg, msz)) != QF_OK) return st;
   if (!cfg->zero_point)
-    return cfg_fail(msg, msz, QF_ERR_UNSUPPORTED,
+    return qf__awq_fail(msg, msz, QF_ERR_UNSUPPORTED,
                     "quantization_config.zero_point: false needs the marlin version; the %s layout stores zero points",
                     cfg->version);
   return parse_not_convert(root, cfg, msg, msz);
@@ -174,7 +160,7 @@ static qf_status parse_object(json_t *root, qf_awq_config *cfg, char *msg,
 qf_status qf_awq_config_parse(const char *json, qf_awq_config *cfg, char *msg,
                               size_t msz) {
   if (!cfg)
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT, "no config to fill");
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT, "no config to fill");
   memset(cfg, 0, sizeof *cfg);
   cfg->bits = 4;
   cfg->group_size = 128;
@@ -188,12 +174,12 @@ qf_status qf_awq_config_parse(const char *json, qf_awq_config *cfg, char *msg,
   json_error_t jerr;
   json_t *root = json_loads(json, 0, &jerr);
   if (!root)
-    return cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
+    return qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT,
                     "quantization_config: invalid JSON at line %d column %d: %s", jerr.line,
                     jerr.column, jerr.text);
   qf_status st;
   if (!json_is_object(root))
-    st = cfg_fail(msg, msz, QF_ERR_INVALID_ARGUMENT, "quantization_config: expected a JSON object");
+    st = qf__awq_fail(msg, msz, QF_ERR_INVALID_ARGUMENT, "quantization_config: expected a JSON object");
   else
     st = parse_object(root, cfg, msg, msz);
   json_decref(root);

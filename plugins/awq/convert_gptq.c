@@ -89,9 +89,7 @@ qf_status qf__awq_convert_format(qf_quantizer *q, const qf_model *in, qf_model *
   const size_t n = q->host->model_tensor_count(in);
   for (size_t i = 0; i < n; i++) {
     qf_tensor_info ti;
-    memset(&ti, 0, sizeof ti);
-    ti.struct_size = sizeof ti;
-    qf_status st = q->host->model_tensor_at(in, i, &ti, err);
+    qf_status st = qf_host_tensor_at(q->host, in, i, &ti, err);
     if (st != QF_OK) return st;
     char prefix[QF_AWQ_NAME_MAX];
     if (qf_strip_suffix(ti.name, "qweight", prefix, sizeof prefix)) {
@@ -115,8 +113,7 @@ qf_status qf__awq_convert_format(qf_quantizer *q, const qf_model *in, qf_model *
   }
   char *text = qf__gptq_config(q);
   if (!text) return qf_fail(err, QF_ERR_NO_MEMORY, QF_AWQ_PLUGIN, "convert_format", "out of memory");
-  *out_config_json = q->host->alloc(strlen(text) + 1);
-  if (*out_config_json) memcpy(*out_config_json, text, strlen(text) + 1);
+  *out_config_json = qf_host_strdup(q->host, text);
   free(text);
   return *out_config_json ? QF_OK
                           : qf_fail(err, QF_ERR_NO_MEMORY, QF_AWQ_PLUGIN, "convert_format",

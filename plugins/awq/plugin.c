@@ -56,9 +56,7 @@ qf_status qf__awq_find(const qf_quantizer *q, const qf_model *model,
                        qf_error *err) {
   char name[NAME_MAX_LEN + 16];
   snprintf(name, sizeof name, "%s%s", prefix, leaf);
-  memset(out, 0, sizeof *out);
-  out->struct_size = sizeof *out;
-  return q->host->model_find_tensor(model, name, out, err);
+  return qf_host_find_tensor(q->host, model, name, out, err);
 }
 
 /* Returns 1 the first time a module is recorded. */
@@ -90,9 +88,7 @@ int qf__awq_wants(qf_quantizer *q, const qf_model *model, const char *name) {
     return 0;
   qf_tensor_info ti;
   qf_error e;
-  memset(&ti, 0, sizeof ti);
-  ti.struct_size = sizeof ti;
-  if (q->host->model_find_tensor(model, name, &ti, &e) != QF_OK) return 0;
+  if (qf_host_find_tensor(q->host, model, name, &ti, &e) != QF_OK) return 0;
   if (ti.tensor.ndim != 2 || !qf_dtype_is_float(ti.tensor.dtype)) return 0;
   const int64_t n = ti.tensor.shape[0], k = ti.tensor.shape[1];
   const int64_t g = q->cfg.group_size > 0 ? q->cfg.group_size : k;
@@ -172,9 +168,7 @@ static qf_status awq_param_element_size(qf_quantizer *q, const qf_model *model,
                                         qf_error *err) {
   if (!q || !bytes) return qf_fail(err, QF_ERR_INVALID_ARGUMENT, PLUGIN, "param_element_size", "no output");
   qf_tensor_info ti;
-  memset(&ti, 0, sizeof ti);
-  ti.struct_size = sizeof ti;
-  qf_status st = q->host->model_find_tensor(model, name, &ti, err);
+  qf_status st = qf_host_find_tensor(q->host, model, name, &ti, err);
   if (st != QF_OK) return st;
   if (qf__awq_wants(q, model, name)) {
     const double g = (double)(q->cfg.group_size > 0 ? q->cfg.group_size : ti.tensor.shape[1]);
@@ -192,9 +186,7 @@ static qf_status awq_preprocess_model(qf_quantizer *q, qf_model *model,
   size_t todo = 0;
   for (size_t i = 0; i < n; i++) {
     qf_tensor_info ti;
-    memset(&ti, 0, sizeof ti);
-    ti.struct_size = sizeof ti;
-    qf_status st = q->host->model_tensor_at(model, i, &ti, err);
+    qf_status st = qf_host_tensor_at(q->host, model, i, &ti, err);
     if (st != QF_OK) return st;
     if (qf__awq_wants(q, model, ti.name)) todo++;
   }
@@ -345,9 +337,7 @@ static qf_status awq_postprocess_model(qf_quantizer *q, qf_model *model,
   char prefix[NAME_MAX_LEN];
   for (size_t i = 0; i < n; i++) {
     qf_tensor_info ti;
-    memset(&ti, 0, sizeof ti);
-    ti.struct_size = sizeof ti;
-    qf_status st = q->host->model_tensor_at(model, i, &ti, err);
+    qf_status st = qf_host_tensor_at(q->host, model, i, &ti, err);
     if (st != QF_OK) return st;
     int check = 0;
     if (qf_strip_suffix(ti.name, "qweight", prefix, sizeof prefix) ||
@@ -377,15 +367,10 @@ static qf_status awq_get_config_json(qf_quantizer *q, char **out_json,
   char *text = qf_awq_config_to_json(&q->cfg, (const char *const *)q->skipped, q->n_skipped);
   pthread_mutex_unlock(&q->lock);
   if (!text) return qf_fail(err, QF_ERR_NO_MEMORY, PLUGIN, "get_config_json", "out of memory");
-  const size_t len = strlen(text) + 1;
-  *out_json = q->host->alloc(len);
-  if (!*out_json) {
-    free(text);
-    return qf_fail(err, QF_ERR_NO_MEMORY, PLUGIN, "get_config_json", "out of memory");
-  }
-  memcpy(*out_json, text, len);
+  *out_json = qf_host_strdup(q->host, text);
   free(text);
-  return QF_OK;
+  return *out_json ? QF_OK
+                   : qf_fail(err, QF_ERR_NO_MEMORY, PLUGIN, "get_config_json", "out of memory");
 }
 
 /* ------------------------------------------------------------ descriptor */

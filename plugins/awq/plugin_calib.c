@@ -241,9 +241,7 @@ static qf_status bio_forward(void *vctx, const int *linears, const float *const 
 static float *load_f32(qf_quantizer *q, const qf_model *model, const char *name, int ndim,
                        qf_tensor_info *ti) {
   qf_error e;
-  memset(ti, 0, sizeof *ti);
-  ti->struct_size = sizeof *ti;
-  if (q->host->model_find_tensor(model, name, ti, &e) != QF_OK) return NULL;
+  if (qf_host_find_tensor(q->host, model, name, ti, &e) != QF_OK) return NULL;
   if (ti->tensor.ndim != ndim || !ti->tensor.data || !qf_dtype_is_float(ti->tensor.dtype))
     return NULL;
   float *v = malloc((size_t)qf_numel(&ti->tensor) * sizeof *v);

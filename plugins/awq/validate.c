@@ -17,11 +17,8 @@
 #include "awq.h"
 #include "qforge/half.h"
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static qf_status fail(char *msg, size_t msg_size, qf_status code,
-                      const char *fmt, ...) {
+qf_status qf__awq_fail(char *msg, size_t msg_size, qf_status code,
+                       const char *fmt, ...) {
   if (msg && msg_size) {
     va_list ap;
     va_start(ap, fmt);
@@ -63,22 +60,22 @@ static const char *dtype_name(DLDataType t) {
 static qf_status check_2d(const char *prefix, const char *what,
                           const DLTensor *t, char *msg, size_t msz) {
   if (!t)
-    return fail(msg, msz, QF_ERR_FORMAT, "%s%s: missing (AWQ module needs qweight, qzeros and scales)",
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%s%s: missing (AWQ module needs qweight, qzeros and scales)",
                 prefix, what);
   if (t->ndim != 2 || !t->shape)
-    return fail(msg, msz, QF_ERR_FORMAT, "%s%s: expected a 2-D tensor, got %d dimensions",
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%s%s: expected a 2-D tensor, got %d dimensions",
                 prefix, what, t->ndim);
   if (t->shape[0] <= 0 || t->shape[1] <= 0)
-    return fail(msg, msz, QF_ERR_FORMAT, "%s%s: empty shape [%lld, %lld]", prefix, what,
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%s%s: empty shape [%lld, %lld]", prefix, what,
                 (long long)t->shape[0], (long long)t->shape[1]);
   if (t->shape[0] > (INT64_C(1) << 36) || t->shape[1] > (INT64_C(1) << 36))
-    return fail(msg, msz, QF_ERR_FORMAT, "%s%s: implausible shape [%lld, %lld]", prefix, what,
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%s%s: implausible shape [%lld, %lld]", prefix, what,
                 (long long)t->shape[0], (long long)t->shape[1]);
   if (!is_compact(t))
-    return fail(msg, msz, QF_ERR_FORMAT, "%s%s: expected a compact row-major tensor",
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%s%s: expected a compact row-major tensor",
                 prefix, what);
   if (!t->data)
-    return fail(msg, msz, QF_ERR_FORMAT, "%s%s: no data", prefix, what);
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%s%s: no data", prefix, what);
   return QF_OK;
 }
 
@@ -121,20 +118,20 @@ qf_status qf_awq_validate_module(qf_awq_layout layout, const char *prefix,
                                  size_t msz) {
   if (!prefix) prefix = "";
   if (bits != 4)
-    return fail(msg, msz, QF_ERR_UNSUPPORTED, "%s: AWQ layouts exist for 4-bit only (bits = %d)",
+    return qf__awq_fail(msg, msz, QF_ERR_UNSUPPORTED, "%s: AWQ layouts exist for 4-bit only (bits = %d)",
                 prefix[0] ? prefix : "module", bits);
   qf_status st;
   if ((st = check_2d(prefix, "qweight", qweight, msg, msz)) != QF_OK) return st;
   if ((st = check_2d(prefix, "qzeros", qzeros, msg, msz)) != QF_OK) return st;
   if ((st = check_2d(prefix, "scales", scales, msg, msz)) != QF_OK) return st;
   if (!is_int32(qweight->dtype))
-    return fail(msg, msz, QF_ERR_FORMAT, "%sqweight: expected int32, got %s", prefix,
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sqweight: expected int32, got %s", prefix,
                 dtype_name(qweight->dtype));
   if (!is_int32(qzeros->dtype))
-    return fail(msg, msz, QF_ERR_FORMAT, "%sqzeros: expected int32, got %s", prefix,
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sqzeros: expected int32, got %s", prefix,
                 dtype_name(qzeros->dtype));
   if (!is_float_kind(scales->dtype))
-    return fail(msg, msz, QF_ERR_FORMAT, "%sscales: expected float16 (or bfloat16/float32), got %s",
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sscales: expected float16 (or bfloat16/float32), got %s",
                 prefix, dtype_name(scales->dtype));
 
   const int64_t *qw = qweight->shape, *qz = qzeros->shape, *sc = scales->shape;
@@ -144,62 +141,62 @@ qf_status qf_awq_validate_module(qf_awq_layout layout, const char *prefix,
     n = qw[1] * 8;
     groups = sc[0];
     if (qz[1] != qw[1])
-      return fail(msg, msz, QF_ERR_FORMAT,
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                   "%sqzeros: expected %lld columns (N/8, like qweight [%lld, %lld]), got %lld",
                   prefix, (long long)qw[1], (long long)qw[0], (long long)qw[1], (long long)qz[1]);
     if (sc[1] != n)
-      return fail(msg, msz, QF_ERR_FORMAT,
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                   "%sscales: expected %lld columns (8 x qweight columns), got %lld", prefix,
                   (long long)n, (long long)sc[1]);
     if (qz[0] != groups)
-      return fail(msg, msz, QF_ERR_FORMAT,
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                   "%sqzeros: expected %lld rows (one per group, like scales), got %lld", prefix,
                   (long long)groups, (long long)qz[0]);
   } else {
     n = qw[0];
     k = qw[1] * 8;
     if (n % 8 != 0)
-      return fail(msg, msz, QF_ERR_FORMAT, "%sqweight: out_features %lld is not a multiple of 8",
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sqweight: out_features %lld is not a multiple of 8",
                   prefix, (long long)n);
     if (qz[0] != n || sc[0] != n)
-      return fail(msg, msz, QF_ERR_FORMAT,
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                   "%sqzeros/scales: expected %lld rows (out_features, like qweight), got %lld/%lld",
                   prefix, (long long)n, (long long)qz[0], (long long)sc[0]);
     if (sc[1] != qz[1] * 8)
-      return fail(msg, msz, QF_ERR_FORMAT,
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                   "%sscales: expected %lld columns (8 x qzeros columns), got %lld", prefix,
                   (long long)(qz[1] * 8), (long long)sc[1]);
     const int64_t g = group_size > 0 ? group_size : k;
     if (g <= 0 || k % g != 0)
-      return fail(msg, msz, QF_ERR_FORMAT, "%sqweight: in_features %lld is not a multiple of group_size %lld",
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sqweight: in_features %lld is not a multiple of group_size %lld",
                   prefix, (long long)k, (long long)g);
     groups = k / g;
     const int64_t zw = qf_awq_gemv_zeros_width(k, g);
     if (zw < 0)
-      return fail(msg, msz, QF_ERR_FORMAT, "%s: GEMV layout needs group_size 32, 64 or >= 128 (got %lld)",
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%s: GEMV layout needs group_size 32, 64 or >= 128 (got %lld)",
                   prefix, (long long)g);
     if (qz[1] != zw)
-      return fail(msg, msz, QF_ERR_FORMAT, "%sqzeros: expected %lld columns for in_features %lld, group %lld; got %lld",
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sqzeros: expected %lld columns for in_features %lld, group %lld; got %lld",
                   prefix, (long long)zw, (long long)k, (long long)g, (long long)qz[1]);
   }
   if (groups <= 0 || k % groups != 0)
-    return fail(msg, msz, QF_ERR_FORMAT,
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                 "%sscales: %lld groups do not divide in_features %lld", prefix,
                 (long long)groups, (long long)k);
   const int64_t g = k / groups;
   if (group_size > 0 && g != group_size)
-    return fail(msg, msz, QF_ERR_FORMAT,
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                 "%sscales: %lld groups over in_features %lld means group size %lld, config says %lld",
                 prefix, (long long)groups, (long long)k, (long long)g, (long long)group_size);
   if (group_size <= 0 && groups != 1)
-    return fail(msg, msz, QF_ERR_FORMAT,
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT,
                 "%sscales: group_size -1 expects one group, got %lld", prefix, (long long)groups);
   if (!scales_finite(scales))
-    return fail(msg, msz, QF_ERR_FORMAT, "%sscales: contains inf or NaN", prefix);
+    return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sscales: contains inf or NaN", prefix);
   if (bias) {
     if (!is_float_kind(bias->dtype) || bias->ndim != 1 || !bias->shape || bias->shape[0] != n ||
         !bias->data || !is_compact(bias))
-      return fail(msg, msz, QF_ERR_FORMAT, "%sbias: expected a float vector of %lld values",
+      return qf__awq_fail(msg, msz, QF_ERR_FORMAT, "%sbias: expected a float vector of %lld values",
                   prefix, (long long)n);
   }
   if (shape) {

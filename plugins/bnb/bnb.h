@@ -317,6 +317,13 @@ int qf_bnb_q4_make(qf_bnb_qtype t, int64_t bs, int double_quant,
                    char *msg, size_t msg_size);
 void qf_bnb_q4_free(qf_bnb_q4 *q);
 
+/* printf into msg[size] when msg is non-NULL and size > 0 (the messages of
+ * format.c and ckpt.c). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+void qf__bnb_set_msg(char *msg, size_t size, const char *fmt, ...);
+
 #ifdef __cplusplus
 }
 #endif

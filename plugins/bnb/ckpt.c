@@ -16,16 +16,6 @@
 
 #include "bnb.h"
 
-static void set_msg(char *msg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_msg(char *msg, size_t size, const char *fmt, ...) {
-  if (!msg || !size) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, size, fmt, ap);
-  va_end(ap);
-}
-
 static int64_t numel(const DLTensor *t) {
   int64_t n = 1;
   for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
@@ -61,7 +51,7 @@ static int check_vec(const char *name, const DLTensor *t, uint8_t code,
     char have[96];
     describe(t, have, sizeof have);
     DLDataType want = {code, bits, 1};
-    set_msg(msg, msg_size, "tensor '%s': expected %s [%lld], found %s%s", name,
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s': expected %s [%lld], found %s%s", name,
             qf_bnb_dtype_name(want), (long long)n, have,
             tdata(t) ? "" : " without data");
     return -1;
@@ -93,14 +83,14 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
   int has_fp4 = find(fn, user, prefix, QF_BNB_K_QSTATE "fp4", name,
                      sizeof name, &qs2);
   if (has_nf4 && has_fp4) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "module '%s': both quant_state.bitsandbytes__nf4 and __fp4 are "
             "present; expected exactly one",
             prefix);
     return -1;
   }
   if (!has_nf4 && !has_fp4) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "tensor '%s" QF_BNB_K_QSTATE "nf4' (or __fp4) is missing: a 4-bit "
             "weight needs its packed quant_state",
             prefix);
@@ -112,7 +102,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
   }
   if (!(is_dtype(&qs, kDLUInt, 8) || is_dtype(&qs, kDLInt, 8)) || qs.ndim != 1 ||
       !tdata(&qs)) {
-    set_msg(msg, msg_size, "tensor '%s': expected a 1-D uint8 JSON blob",
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s': expected a 1-D uint8 JSON blob",
             qs_name);
     return -1;
   }
@@ -121,7 +111,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
                          qs_name, m, msg, msg_size))
     return -1;
   if ((m->qtype == QF_BNB_FP4) != has_fp4) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "tensor '%s': quant_type \"%s\" does not match the key suffix",
             qs_name, qf_bnb_qtype_name(m->qtype));
     return -1;
@@ -136,7 +126,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
 
   /* weight: (n+1)/2 packed bytes in any quant_storage dtype */
   if (!find(fn, user, prefix, QF_BNB_K_WEIGHT, name, sizeof name, &w)) {
-    set_msg(msg, msg_size, "tensor '%s' is missing", name);
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s' is missing", name);
     return -1;
   }
   const char *sname = qf_bnb_dtype_name(w.dtype);
@@ -148,7 +138,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
       wn * itemsize - need >= itemsize) {
     char have[96];
     describe(&w, have, sizeof have);
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "tensor '%s': expected %lld packed bytes as [B, 1] (or legacy "
             "[1, B]) of uint8/int8/float16/bfloat16/float32/float64 for "
             "shape with %lld elements, found %s",
@@ -159,20 +149,20 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
   out->storage = w.dtype;
 
   if (!find(fn, user, prefix, QF_BNB_K_QMAP, name, sizeof name, &qm)) {
-    set_msg(msg, msg_size, "tensor '%s' is missing", name);
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s' is missing", name);
     return -1;
   }
   if (check_vec(name, &qm, kDLFloat, 32, 16, msg, msg_size)) return -1;
 
   if (!find(fn, user, prefix, QF_BNB_K_ABSMAX, name, sizeof name, &am)) {
-    set_msg(msg, msg_size, "tensor '%s' is missing", name);
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s' is missing", name);
     return -1;
   }
   char nname[1024];
   int nested = find(fn, user, prefix, QF_BNB_K_NABSMAX, nname, sizeof nname, &nam);
   if (!nested) {
     if (is_dtype(&am, kDLUInt, 8)) {
-      set_msg(msg, msg_size,
+      qf__bnb_set_msg(msg, msg_size,
               "tensor '%s' is missing: '%s' is uint8 (double-quantized) and "
               "needs it",
               nname, name);
@@ -181,7 +171,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
     if (check_vec(name, &am, kDLFloat, 32, nb, msg, msg_size)) return -1;
     out->absmax = (float *)malloc((size_t)(nb ? nb : 1) * sizeof(float));
     if (!out->absmax) {
-      set_msg(msg, msg_size, "out of memory loading '%s'", name);
+      qf__bnb_set_msg(msg, msg_size, "out of memory loading '%s'", name);
       return -1;
     }
     memcpy(out->absmax, tdata(&am), (size_t)nb * sizeof(float));
@@ -190,7 +180,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
   /* double-quantized statistics */
   if (check_vec(name, &am, kDLUInt, 8, nb, msg, msg_size)) return -1;
   if (!m->nested) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "tensor '%s': nested_blocksize / nested_dtype / nested_offset are "
             "required when '%s' exists",
             qs_name, nname);
@@ -199,7 +189,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
   int64_t nnb = qf_bnb_nblocks(nb, m->nested_blocksize);
   if (check_vec(nname, &nam, kDLFloat, 32, nnb, msg, msg_size)) return -1;
   if (!find(fn, user, prefix, QF_BNB_K_NQMAP, name, sizeof name, &nqm)) {
-    set_msg(msg, msg_size, "tensor '%s' is missing", name);
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s' is missing", name);
     return -1;
   }
   if (check_vec(name, &nqm, kDLFloat, 32, 256, msg, msg_size)) return -1;
@@ -210,7 +200,7 @@ int qf_bnb_load4(const char *prefix, qf_bnb_find_fn fn, void *user,
   if (!nested_absmax || !out->absmax) {
     free(nested_absmax);
     qf_bnb_w4_free(out);
-    set_msg(msg, msg_size, "out of memory loading '%s'", nname);
+    qf__bnb_set_msg(msg, msg_size, "out of memory loading '%s'", nname);
     return -1;
   }
   memcpy(nested_absmax, tdata(&nam), (size_t)nnb * sizeof(float));
@@ -232,13 +222,13 @@ int qf_bnb_load8(const char *prefix, qf_bnb_find_fn fn, void *user,
   char name[1024];
   DLTensor w, scb, wf;
   if (!find(fn, user, prefix, QF_BNB_K_WEIGHT, name, sizeof name, &w)) {
-    set_msg(msg, msg_size, "tensor '%s' is missing", name);
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s' is missing", name);
     return -1;
   }
   if (!is_dtype(&w, kDLInt, 8) || w.ndim != 2 || !tdata(&w)) {
     char have[96];
     describe(&w, have, sizeof have);
-    set_msg(msg, msg_size, "tensor '%s': expected int8 [N, K] (LLM.int8 row "
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s': expected int8 [N, K] (LLM.int8 row "
             "format), found %s", name, have);
     return -1;
   }
@@ -246,7 +236,7 @@ int qf_bnb_load8(const char *prefix, qf_bnb_find_fn fn, void *user,
   out->cols = w.shape[1];
   out->cb = (const int8_t *)tdata(&w);
   if (!find(fn, user, prefix, QF_BNB_K_SCB, name, sizeof name, &scb)) {
-    set_msg(msg, msg_size, "tensor '%s' is missing: an int8 weight needs its "
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s' is missing: an int8 weight needs its "
             "per-row scales", name);
     return -1;
   }
@@ -270,7 +260,7 @@ int qf_bnb_load8(const char *prefix, qf_bnb_find_fn fn, void *user,
     if (fmt != 0) {
       static const char *const names[] = {"row", "col32", "col_turing",
                                           "col_ampere"};
-      set_msg(msg, msg_size,
+      qf__bnb_set_msg(msg, msg_size,
               "tensor '%s': only the \"row\" format (0) is supported, found "
               "%s%s",
               name, fmt >= 1 && fmt <= 3 ? names[fmt] : "an unknown value",
@@ -280,7 +270,7 @@ int qf_bnb_load8(const char *prefix, qf_bnb_find_fn fn, void *user,
   }
   out->scb = (float *)malloc((size_t)(out->rows ? out->rows : 1) * sizeof(float));
   if (!out->scb) {
-    set_msg(msg, msg_size, "out of memory loading '%s'", name);
+    qf__bnb_set_msg(msg, msg_size, "out of memory loading '%s'", name);
     return -1;
   }
   memcpy(out->scb, tdata(&scb), (size_t)out->rows * sizeof(float));
@@ -306,7 +296,7 @@ int qf_bnb_check_stat_keys(const char *prefix, const char *const *names,
     if (strstr(rest, "quant_state")) {
       if (strcmp(last, "bitsandbytes__nf4") != 0 &&
           strcmp(last, "bitsandbytes__fp4") != 0) {
-        set_msg(msg, msg_size,
+        qf__bnb_set_msg(msg, msg_size,
                 "tensor '%s': a quant_state key must end in "
                 "bitsandbytes__nf4 or bitsandbytes__fp4",
                 names[i]);
@@ -319,7 +309,7 @@ int qf_bnb_check_stat_keys(const char *prefix, const char *const *names,
     for (size_t k = 0; k < sizeof k_valid_qs_keys / sizeof k_valid_qs_keys[0]; k++)
       if (strcmp(last, k_valid_qs_keys[k]) == 0) ok = 1;
     if (!ok) {
-      set_msg(msg, msg_size,
+      qf__bnb_set_msg(msg, msg_size,
               "tensor '%s' is not a QuantState component (expected absmax, "
               "quant_map, nested_absmax, nested_quant_map or quant_state)",
               names[i]);
@@ -327,7 +317,7 @@ int qf_bnb_check_stat_keys(const char *prefix, const char *const *names,
     }
   }
   if (n_qs > 1) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "module '%s': %d quant_state tensors under '%s'; expected exactly "
             "one",
             prefix, n_qs, head);

@@ -19,9 +19,7 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void set_msg(char *msg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_msg(char *msg, size_t size, const char *fmt, ...) {
+void qf__bnb_set_msg(char *msg, size_t size, const char *fmt, ...) {
   if (!msg || !size) return;
   va_list ap;
   va_start(ap, fmt);
@@ -247,13 +245,13 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
   json_error_t jerr;
   json_t *root = json_loadb(json, len, 0, &jerr);
   if (!root) {
-    set_msg(msg, msg_size, "tensor '%s': quant_state is not valid JSON (%s)",
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s': quant_state is not valid JSON (%s)",
             what, jerr.text);
     return -1;
   }
   int rc = -1;
   if (!json_is_object(root)) {
-    set_msg(msg, msg_size, "tensor '%s': quant_state JSON is not an object",
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s': quant_state JSON is not an object",
             what);
     goto done;
   }
@@ -264,7 +262,7 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
     for (size_t i = 0; i < sizeof k_qs_keys / sizeof k_qs_keys[0]; i++)
       if (strcmp(key, k_qs_keys[i]) == 0) ok = 1;
     if (!ok) {
-      set_msg(msg, msg_size, "tensor '%s': unknown quant_state field '%s'",
+      qf__bnb_set_msg(msg, msg_size, "tensor '%s': unknown quant_state field '%s'",
               what, key);
       goto done;
     }
@@ -272,7 +270,7 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
   json_t *qt = json_object_get(root, "quant_type");
   int t = json_is_string(qt) ? qf_bnb_qtype_parse(json_string_value(qt)) : -1;
   if (t < 0) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "tensor '%s': quant_type must be \"nf4\" or \"fp4\", found %s",
             what, json_is_string(qt) ? json_string_value(qt) : "none");
     goto done;
@@ -280,7 +278,7 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
   out->qtype = (qf_bnb_qtype)t;
   json_t *bs = json_object_get(root, "blocksize");
   if (!json_is_integer(bs) || !qf_bnb_blocksize_valid(json_integer_value(bs))) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "tensor '%s': blocksize must be a power of two in [32, 4096]",
             what);
     goto done;
@@ -290,7 +288,7 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
   DLDataType d;
   if (!json_is_string(dt) || qf_bnb_dtype_from_name(json_string_value(dt), &d) ||
       d.code == kDLUInt || d.code == kDLInt) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "tensor '%s': dtype must be \"float16\", \"bfloat16\" or "
             "\"float32\"",
             what);
@@ -299,7 +297,7 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
   snprintf(out->dtype, sizeof out->dtype, "%s", qf_bnb_dtype_name(d));
   json_t *sh = json_object_get(root, "shape");
   if (!json_is_array(sh) || json_array_size(sh) < 1 || json_array_size(sh) > 8) {
-    set_msg(msg, msg_size, "tensor '%s': shape must be a list of 1 to 8 ints",
+    qf__bnb_set_msg(msg, msg_size, "tensor '%s': shape must be a list of 1 to 8 ints",
             what);
     goto done;
   }
@@ -307,7 +305,7 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
   for (int i = 0; i < out->ndim; i++) {
     json_t *e = json_array_get(sh, (size_t)i);
     if (!json_is_integer(e) || json_integer_value(e) < 0) {
-      set_msg(msg, msg_size, "tensor '%s': shape[%d] is not a non-negative int",
+      qf__bnb_set_msg(msg, msg_size, "tensor '%s': shape[%d] is not a non-negative int",
               what, i);
       goto done;
     }
@@ -318,17 +316,17 @@ int qf_bnb_qmeta_parse(const char *json, size_t len, const char *what,
   json_t *no = json_object_get(root, "nested_offset");
   if (nb || nd || no) {
     if (!json_is_integer(nb) || json_integer_value(nb) <= 0) {
-      set_msg(msg, msg_size,
+      qf__bnb_set_msg(msg, msg_size,
               "tensor '%s': nested_blocksize must be a positive int", what);
       goto done;
     }
     if (!json_is_string(nd) || strcmp(json_string_value(nd), "float32") != 0) {
-      set_msg(msg, msg_size, "tensor '%s': nested_dtype must be \"float32\"",
+      qf__bnb_set_msg(msg, msg_size, "tensor '%s': nested_dtype must be \"float32\"",
               what);
       goto done;
     }
     if (!json_is_number(no)) {
-      set_msg(msg, msg_size, "tensor '%s': nested_offset must be a number",
+      qf__bnb_set_msg(msg, msg_size, "tensor '%s': nested_offset must be a number",
               what);
       goto done;
     }
@@ -352,7 +350,7 @@ static int get_bool(json_t *root, const char *key, int def, int *out,
     return 0;
   }
   if (!json_is_boolean(v)) {
-    set_msg(msg, msg_size, "config key '%s': expected true or false", key);
+    qf__bnb_set_msg(msg, msg_size, "config key '%s': expected true or false", key);
     return -1;
   }
   *out = json_is_true(v);
@@ -370,7 +368,7 @@ static int get_dtype_name(json_t *root, const char *key, const char *def,
   DLDataType d;
   if (!json_is_string(v) || qf_bnb_dtype_from_name(json_string_value(v), &d) ||
       (!storage && (d.code == kDLUInt || d.code == kDLInt || d.bits == 64))) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             storage ? "config key '%s': expected one of float16, float32, "
                       "int8, uint8, float64, bfloat16"
                     : "config key '%s': expected float16, bfloat16 or float32",
@@ -393,20 +391,20 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
   json_error_t jerr;
   json_t *root = json_loads(json ? json : "{}", 0, &jerr);
   if (!root) {
-    set_msg(msg, msg_size, "quantization_config is not valid JSON: %s (line %d)",
+    qf__bnb_set_msg(msg, msg_size, "quantization_config is not valid JSON: %s (line %d)",
             jerr.text, jerr.line);
     return -1;
   }
   int rc = -1;
   if (!json_is_object(root)) {
-    set_msg(msg, msg_size, "quantization_config must be a JSON object");
+    qf__bnb_set_msg(msg, msg_size, "quantization_config must be a JSON object");
     goto done;
   }
   json_t *qm = json_object_get(root, "quant_method");
   if (qm && !json_is_null(qm) &&
       (!json_is_string(qm) ||
        strcmp(json_string_value(qm), "bitsandbytes") != 0)) {
-    set_msg(msg, msg_size, "config key 'quant_method': expected \"bitsandbytes\"");
+    qf__bnb_set_msg(msg, msg_size, "config key 'quant_method': expected \"bitsandbytes\"");
     goto done;
   }
   /* the public keys win over the private copies to_dict also writes */
@@ -419,13 +417,13 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
       get_bool(root, k8, 0, &l8, msg, msg_size))
     goto done;
   if (l4 && l8) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "config keys 'load_in_4bit' and 'load_in_8bit' are both true; "
             "choose one");
     goto done;
   }
   if (!l4 && !l8) {
-    set_msg(msg, msg_size,
+    qf__bnb_set_msg(msg, msg_size,
             "config keys 'load_in_4bit' / 'load_in_8bit': one must be true");
     goto done;
   }
@@ -434,7 +432,7 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
   json_t *th = json_object_get(root, "llm_int8_threshold");
   if (th && !json_is_null(th)) {
     if (!json_is_number(th)) {
-      set_msg(msg, msg_size, "config key 'llm_int8_threshold': expected a float");
+      qf__bnb_set_msg(msg, msg_size, "config key 'llm_int8_threshold': expected a float");
       goto done;
     }
     c->llm_int8_threshold = json_number_value(th);
@@ -442,7 +440,7 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
   json_t *sk = json_object_get(root, "llm_int8_skip_modules");
   if (sk && !json_is_null(sk)) {
     if (!json_is_array(sk)) {
-      set_msg(msg, msg_size,
+      qf__bnb_set_msg(msg, msg_size,
               "config key 'llm_int8_skip_modules': expected a list of strings "
               "or null");
       goto done;
@@ -451,13 +449,13 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
     c->skip_is_null = 0;
     c->skip_modules = (char **)calloc(n + 1, sizeof(char *));
     if (!c->skip_modules) {
-      set_msg(msg, msg_size, "out of memory");
+      qf__bnb_set_msg(msg, msg_size, "out of memory");
       goto done;
     }
     for (size_t i = 0; i < n; i++) {
       json_t *e = json_array_get(sk, i);
       if (!json_is_string(e)) {
-        set_msg(msg, msg_size,
+        qf__bnb_set_msg(msg, msg_size,
                 "config key 'llm_int8_skip_modules': element %zu is not a "
                 "string",
                 i);
@@ -465,7 +463,7 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
       }
       c->skip_modules[i] = strdup(json_string_value(e));
       if (!c->skip_modules[i]) {
-        set_msg(msg, msg_size, "out of memory");
+        qf__bnb_set_msg(msg, msg_size, "out of memory");
         goto done;
       }
       c->n_skip = i + 1;
@@ -488,7 +486,7 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
   if (qt && !json_is_null(qt)) {
     int t = json_is_string(qt) ? qf_bnb_qtype_parse(json_string_value(qt)) : -1;
     if (t < 0) {
-      set_msg(msg, msg_size,
+      qf__bnb_set_msg(msg, msg_size,
               "config key 'bnb_4bit_quant_type': expected \"nf4\" or \"fp4\"");
       goto done;
     }
@@ -497,7 +495,7 @@ int qf_bnb_config_parse(const char *json, qf_bnb_config *c, char *msg,
   json_t *bs = json_object_get(root, "blocksize");
   if (bs && !json_is_null(bs)) {
     if (!json_is_integer(bs) || !qf_bnb_blocksize_valid(json_integer_value(bs))) {
-      set_msg(msg, msg_size,
+      qf__bnb_set_msg(msg, msg_size,
               "config key 'blocksize': expected a power of two in [32, 4096]");
       goto done;
     }

@@ -417,9 +417,8 @@ static qf_status bnb_update_device_map(qf_quantizer *q, const char *in_json,
 #else
   const char *def = "{\"\": \"cpu\"}";
 #endif
-  char *s = (char *)q->host->alloc(strlen(def) + 1);
+  char *s = qf_host_strdup(q->host, def);
   if (!s) return qf_fail(err, QF_ERR_NO_MEMORY, PN, "update_device_map", "out of memory");
-  memcpy(s, def, strlen(def) + 1);
   *out_json = s;
   LOG(q, QF_LOG_INFO, "device_map not given: using %s", def);
   return QF_OK;
@@ -701,9 +700,7 @@ static qf_status bnb_postprocess_model(qf_quantizer *q, qf_model *model,
   }
   for (size_t i = 0; i < n; i++) {
     qf_tensor_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    if ((st = h->model_tensor_at(model, i, &info, err)) != QF_OK) goto done;
+    if ((st = qf_host_tensor_at(h, model, i, &info, err)) != QF_OK) goto done;
     names[i] = info.name;
     ts[i] = info.tensor;
   }
@@ -762,15 +759,10 @@ static qf_status bnb_get_config_json(qf_quantizer *q, char **out_json,
                                      qf_error *err) {
   char *s = qf_bnb_config_to_json(&q->cfg);
   if (!s) return qf_fail(err, QF_ERR_NO_MEMORY, PN, "get_config_json", "out of memory");
-  size_t len = strlen(s) + 1;
-  *out_json = (char *)q->host->alloc(len);
-  if (!*out_json) {
-    free(s);
-    return qf_fail(err, QF_ERR_NO_MEMORY, PN, "get_config_json", "out of memory");
-  }
-  memcpy(*out_json, s, len);
+  *out_json = qf_host_strdup(q->host, s);
   free(s);
-  return QF_OK;
+  return *out_json ? QF_OK
+                   : qf_fail(err, QF_ERR_NO_MEMORY, PN, "get_config_json", "out of memory");
 }
 
 static qf_status bnb_dequantize(qf_quantizer *q, const qf_model *model,

@@ -220,8 +220,7 @@ static qf_status qf__get_config_json(qf_quantizer *q, char **out, qf_error *err)
                         json_string(qf_gguf_type_name(q->token_embd_type)));
   char *text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
   json_decref(j);
-  *out = text ? q->host->alloc(strlen(text) + 1) : NULL;
-  if (*out) memcpy(*out, text, strlen(text) + 1);
+  *out = text ? qf_host_strdup(q->host, text) : NULL;
   free(text);
   return *out ? QF_OK : qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_config_json", "out of memory");
 }
@@ -760,8 +759,7 @@ static qf_status qf__container_describe(qf_quantizer *q, const char *in_path, ch
   char *text = NULL;
   qf_status st = qf_gguf_describe(in_path, &text, err);
   if (st != QF_OK) return st;
-  *out_json = q->host->alloc(strlen(text) + 1);
-  if (*out_json) memcpy(*out_json, text, strlen(text) + 1);
+  *out_json = qf_host_strdup(q->host, text);
   free(text);
   return *out_json ? QF_OK
                    : qf_fail(err, QF_ERR_NO_MEMORY, NAME, "container_describe", "out of memory");

@@ -52,9 +52,7 @@ int qf_gptq__find(const qf_quantizer *q, const qf_model *m,
   if ((size_t)snprintf(full, sizeof full, "%s%s", prefix, leaf) >= sizeof full)
     return 0;
   qf_error e;
-  memset(ti, 0, sizeof *ti);
-  ti->struct_size = sizeof *ti;
-  return q->host->model_find_tensor(m, full, ti, &e) == QF_OK;
+  return qf_host_find_tensor(q->host, m, full, ti, &e) == QF_OK;
 }
 
 /* Is the module (prefix "a.b.", or "" for a bare weight) left float? */
@@ -161,11 +159,10 @@ static qf_status gptq_update_device_map(qf_quantizer *q, const char *in_json,
   if (in_json) return QF_OK;
   const char *def = BUILD_BACKEND == QF_BACKEND_CPU ? "{\"\": \"cpu\"}"
                                                     : "{\"\": 0}";
-  char *s = q->host->alloc(strlen(def) + 1);
+  char *s = qf_host_strdup(q->host, def);
   if (!s)
     return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "update_device_map",
                    "no memory");
-  memcpy(s, def, strlen(def) + 1);
   *out_json = s;
   return QF_OK;
 }
@@ -214,9 +211,7 @@ static qf_status gptq_preprocess_model(qf_quantizer *q, qf_model *m,
   int64_t count = 0;
   for (size_t i = 0; i < n; i++) {
     qf_tensor_info ti;
-    memset(&ti, 0, sizeof ti);
-    ti.struct_size = sizeof ti;
-    qf_status st = q->host->model_tensor_at(m, i, &ti, err);
+    qf_status st = qf_host_tensor_at(q->host, m, i, &ti, err);
     if (st != QF_OK) return st;
     char prefix[QF_GPTQ_PREFIX_MAX];
     if (!qf_gptq__prefix_of(ti.name, "weight", prefix, sizeof prefix)) continue;
@@ -405,17 +400,11 @@ static qf_status gptq_get_config_json(qf_quantizer *q, char **out_json,
   if (!s)
     return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_config_json",
                    "no memory");
-  size_t l = strlen(s);
-  char *o = q->host->alloc(l + 1);
-  if (!o) {
-    free(s);
-    return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_config_json",
-                   "no memory");
-  }
-  memcpy(o, s, l + 1);
+  *out_json = qf_host_strdup(q->host, s);
   free(s);
-  *out_json = o;
-  return QF_OK;
+  return *out_json ? QF_OK
+                   : qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_config_json",
+                             "no memory");
 }
 
 /* ------------------------------------------------------------ descriptor */

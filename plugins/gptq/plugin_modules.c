@@ -87,9 +87,7 @@ qf_status qf_gptq__postprocess_model(qf_quantizer *q, qf_model *model,
   int64_t modules = 0;
   for (size_t i = 0; i < n; i++) {
     qf_tensor_info ti;
-    memset(&ti, 0, sizeof ti);
-    ti.struct_size = sizeof ti;
-    qf_status st = q->host->model_tensor_at(model, i, &ti, err);
+    qf_status st = qf_host_tensor_at(q->host, model, i, &ti, err);
     if (st != QF_OK) return st;
     char prefix[QF_GPTQ_PREFIX_MAX];
     qf_tensor_info other;

@@ -66,19 +66,6 @@ static float qf__gauss(void) {
 #define NTOK 512
 #define WNAME "model.layers.0.mlp.up_proj.weight"
 
-static DLTensor qf__f32(float *data, int ndim, int64_t *shape) {
-  DLTensor t;
-  memset(&t, 0, sizeof t);
-  t.data = data;
-  t.device.device_type = kDLCPU;
-  t.ndim = ndim;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = shape;
-  return t;
-}
-
 static void qf__bad_configs(const qf_plugin *p) {
   static const char *const bad[] = {"this is not json", "[1, 2, 3]", "null"};
   const qf_quantizer_vtable *vt = p->desc->vtable;
@@ -169,7 +156,7 @@ int main(int argc, char **argv) {
   qf_calib_static_set_importance(calib, "*", imp, COLS);
 
   int64_t wshape[2] = {ROWS, COLS};
-  DLTensor wt = qf__f32(w, 2, wshape);
+  DLTensor wt = qf_f32_tensor(w, 2, wshape);
   qf_model_new_empty("{}", &model, &err);
   qf_model_add_input(model, WNAME, &wt, &err);
   qf_run_options opt;
@@ -193,7 +180,7 @@ int main(int argc, char **argv) {
     qf__report(-1, "round trip", "the plugin has no dequantize slot");
     goto end;
   }
-  DLTensor dt = qf__f32(deq, 2, wshape);
+  DLTensor dt = qf_f32_tensor(deq, 2, wshape);
   qf_error_clear(&err);
   if (vt->dequantize(s->q, model, WNAME, &dt, &err) != QF_OK) {
     qf__report(0, "dequantize", "%s", err.message);
@@ -229,7 +216,7 @@ int main(int argc, char **argv) {
     char buf[1400];
     qf__report(0, "pre-quantized load lifecycle", "%s", qf_error_format(&err, buf, sizeof buf));
   } else {
-    DLTensor dt2 = qf__f32(deq2, 2, wshape);
+    DLTensor dt2 = qf_f32_tensor(deq2, 2, wshape);
     qf_error_clear(&err);
     qf_status st = vt->dequantize(s2->q, model2, WNAME, &dt2, &err);
     qf__report(st == QF_OK && !memcmp(deq, deq2, sizeof(float) * ROWS * COLS),
@@ -242,7 +229,7 @@ int main(int argc, char **argv) {
   }
   for (int m = 1; m <= 8; m *= 8) {
     int64_t xs[2] = {m, COLS}, ys[2] = {m, ROWS};
-    DLTensor xt = qf__f32(x, 2, xs), yt = qf__f32(y, 2, ys);
+    DLTensor xt = qf_f32_tensor(x, 2, xs), yt = qf_f32_tensor(y, 2, ys);
     qf_error_clear(&err);
     qf_status st = vt->linear_forward(s->q, model, WNAME, &xt, &yt, &err);
     if (st != QF_OK) {

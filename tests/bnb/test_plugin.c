@@ -13,38 +13,7 @@
 
 #include "bnb_test_util.h"
 #include "qforge/qforge.h"
-
-static qf_plugin *open_bnb(void) {
-  const char *dir = getenv("QF_PLUGIN_DIR");
-  cr_assert(dir, "QF_PLUGIN_DIR is not set");
-  char path[2048];
-  snprintf(path, sizeof path, "%s/bnb-cpu.so", dir);
-  qf_plugin *p = NULL;
-  qf_error err;
-  qf_error_clear(&err);
-  cr_assert_eq(qf_plugin_open(path, &p, &err), QF_OK, "%s", err.message);
-  return p;
-}
-
-static DLTensor f32_tensor(float *data, int ndim, int64_t *shape) {
-  DLTensor t;
-  memset(&t, 0, sizeof t);
-  t.data = data;
-  t.device.device_type = kDLCPU;
-  t.ndim = ndim;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = shape;
-  return t;
-}
-
-static void add_f32(qf_model *m, const char *name, float *data, int ndim, int64_t *shape) {
-  DLTensor t = f32_tensor(data, ndim, shape);
-  qf_error err;
-  qf_error_clear(&err);
-  cr_assert_eq(qf_model_add_input(m, name, &t, &err), QF_OK, "%s", err.message);
-}
+#include "qf_test_util.h"
 
 static const qf_tensor_info *output(qf_model *m, const char *name) {
   for (size_t i = 0; i < qf_model_output_count(m); i++)
@@ -93,7 +62,7 @@ static void expect_golden(const qf_tensor_info *ti, const char *file) {
 }
 
 Test(bnb_plugin, golden_rows_through_the_lifecycle) {
-  qf_plugin *p = open_bnb();
+  qf_plugin *p = qf_test_open_plugin("bnb-cpu.so");
   tu_row rows[64];
   int nrows = tu_manifest(rows, 64);
   for (int r = 0; r < nrows; r++) {
@@ -112,7 +81,7 @@ Test(bnb_plugin, golden_rows_through_the_lifecycle) {
     qf_model *m = NULL;
     qf_error err;
     cr_assert_eq(qf_model_new_empty("{}", &m, &err), QF_OK);
-    add_f32(m, "weight", x, 2, shape);
+    qf_test_add_f32(m, "weight", x, 2, shape);
     qf_session *s = run(p, m, cfg, 0, &err);
     cr_assert(s, "%s: %s", row->prefix, err.message);
     char base[64];
@@ -172,7 +141,7 @@ Test(bnb_plugin, golden_rows_through_the_lifecycle) {
     qf_session *s2 = run(p, m2, s->config_json, 1, &err);
     cr_assert(s2, "%s: load: %s", row->prefix, err.message);
     float *deq = malloc((size_t)n * 4);
-    DLTensor out = f32_tensor(deq, 2, shape);
+    DLTensor out = qf_f32_tensor(deq, 2, shape);
     qf_error_clear(&err);
     cr_assert_eq(p->desc->vtable->dequantize(s2->q, m2, "weight", &out, &err), QF_OK, "%s",
                  err.message);
@@ -188,7 +157,7 @@ Test(bnb_plugin, golden_rows_through_the_lifecycle) {
       uint64_t sd = 17;
       for (int64_t i = 0; i < M * row->cols; i++) xa[i] = tu_normal(&sd);
       int64_t xs[2] = {M, row->cols}, ys[2] = {M, row->rows};
-      DLTensor tx = f32_tensor(xa, 2, xs), ty = f32_tensor(y, 2, ys);
+      DLTensor tx = qf_f32_tensor(xa, 2, xs), ty = qf_f32_tensor(y, 2, ys);
       cr_assert_eq(p->desc->vtable->linear_forward(s2->q, m2, "weight", &tx, &ty, &err), QF_OK,
                    "%s", err.message);
       for (int64_t i = 0; i < M; i++)
@@ -232,12 +201,12 @@ static qf_model *tiny_model(void) {
   qf_error err;
   cr_assert_eq(qf_model_new_empty("{\"model_type\": \"llama\", \"tie_word_embeddings\": false}",
                                   &m, &err), QF_OK);
-  add_f32(m, "model.embed_tokens.weight", g_emb, 2, s_emb);
-  add_f32(m, "model.layers.0.self_attn.q_proj.weight", g_q, 2, s_q);
-  add_f32(m, "model.layers.0.mlp.up_proj.weight", g_up, 2, s_up);
-  add_f32(m, "model.layers.0.mlp.up_proj.bias", g_upb, 1, s_upb);
-  add_f32(m, "model.norm.weight", g_norm, 1, s_norm);
-  add_f32(m, "lm_head.weight", g_head, 2, s_head);
+  qf_test_add_f32(m, "model.embed_tokens.weight", g_emb, 2, s_emb);
+  qf_test_add_f32(m, "model.layers.0.self_attn.q_proj.weight", g_q, 2, s_q);
+  qf_test_add_f32(m, "model.layers.0.mlp.up_proj.weight", g_up, 2, s_up);
+  qf_test_add_f32(m, "model.layers.0.mlp.up_proj.bias", g_upb, 1, s_upb);
+  qf_test_add_f32(m, "model.norm.weight", g_norm, 1, s_norm);
+  qf_test_add_f32(m, "lm_head.weight", g_head, 2, s_head);
   return m;
 }
 
@@ -248,7 +217,7 @@ static int quantized(qf_model *m, const char *prefix) {
 }
 
 Test(bnb_plugin, module_selection_and_forward_with_bias) {
-  qf_plugin *p = open_bnb();
+  qf_plugin *p = qf_test_open_plugin("bnb-cpu.so");
   qf_model *m = tiny_model();
   qf_error err;
   qf_session *s = run(p, m, "{\"load_in_4bit\": true, \"bnb_4bit_quant_type\": \"nf4\"}", 0, &err);
@@ -265,7 +234,7 @@ Test(bnb_plugin, module_selection_and_forward_with_bias) {
   float x[2 * 32], y[2 * 64], deq[64 * 32];
   for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
   int64_t xs[2] = {2, 32}, ys[2] = {2, 64}, ds[2] = {64, 32};
-  DLTensor tx = f32_tensor(x, 2, xs), ty = f32_tensor(y, 2, ys), td = f32_tensor(deq, 2, ds);
+  DLTensor tx = qf_f32_tensor(x, 2, xs), ty = qf_f32_tensor(y, 2, ys), td = qf_f32_tensor(deq, 2, ds);
   const qf_quantizer_vtable *vt = p->desc->vtable;
   cr_assert_eq(vt->linear_forward(s->q, m, "model.layers.0.mlp.up_proj.weight", &tx, &ty, &err),
                QF_OK, "%s", err.message);
@@ -278,7 +247,7 @@ Test(bnb_plugin, module_selection_and_forward_with_bias) {
     }
   /* wrong shapes and unknown modules are errors, not crashes */
   int64_t bad[2] = {2, 31};
-  DLTensor tb = f32_tensor(x, 2, bad);
+  DLTensor tb = qf_f32_tensor(x, 2, bad);
   cr_expect_eq(vt->linear_forward(s->q, m, "model.layers.0.mlp.up_proj.weight", &tb, &ty, &err),
                QF_ERR_INVALID_ARGUMENT);
   cr_expect_neq(vt->linear_forward(s->q, m, "nope.weight", &tx, &ty, &err), QF_OK);
@@ -338,14 +307,14 @@ Test(bnb_plugin, module_selection_and_forward_with_bias) {
 }
 
 Test(bnb_plugin, gpt2_conv1d_weights_are_transposed) {
-  qf_plugin *p = open_bnb();
+  qf_plugin *p = qf_test_open_plugin("bnb-cpu.so");
   static float w[32 * 64];
   for (int i = 0; i < 32 * 64; i++) w[i] = (float)((i * 13) % 29) - 14.0f;
   int64_t shape[2] = {32, 64}; /* Conv1D: [in, out] */
   qf_model *m = NULL;
   qf_error err;
   cr_assert_eq(qf_model_new_empty("{\"model_type\": \"gpt2\"}", &m, &err), QF_OK);
-  add_f32(m, "h.0.attn.c_attn.weight", w, 2, shape);
+  qf_test_add_f32(m, "h.0.attn.c_attn.weight", w, 2, shape);
   qf_session *s = run(p, m, "{\"load_in_8bit\": true}", 0, &err);
   cr_assert(s, "%s", err.message);
   const qf_tensor_info *cb = output(m, "h.0.attn.c_attn.weight");
@@ -364,7 +333,7 @@ Test(bnb_plugin, gpt2_conv1d_weights_are_transposed) {
 }
 
 Test(bnb_plugin, planning_and_environment_slots) {
-  qf_plugin *p = open_bnb();
+  qf_plugin *p = qf_test_open_plugin("bnb-cpu.so");
   const qf_quantizer_vtable *vt = p->desc->vtable;
   const qf_host *h = qf_host_table();
   cr_expect_str_eq(p->desc->quant_methods[0], "bitsandbytes");
@@ -447,7 +416,7 @@ static qf_model *reload_without(qf_model *src, const char *drop, const char *ret
 }
 
 Test(bnb_plugin, malformed_prequantized_checkpoints_fail_in_postprocess) {
-  qf_plugin *p = open_bnb();
+  qf_plugin *p = qf_test_open_plugin("bnb-cpu.so");
   qf_error err;
   qf_model *m = tiny_model();
   qf_session *s = run(p, m, "{\"load_in_4bit\": true, \"bnb_4bit_quant_type\": \"nf4\", "
@@ -515,7 +484,7 @@ static void *fwd_thread(void *arg) {
   for (int i = 0; i < 32; i++) x[i] = (float)i / 16.0f - 1.0f;
   int64_t xs[2] = {1, j->k}, ys[2] = {1, j->n};
   for (int it = 0; it < 50; it++) {
-    DLTensor tx = f32_tensor(x, 2, xs), ty = f32_tensor(j->y, 2, ys);
+    DLTensor tx = qf_f32_tensor(x, 2, xs), ty = qf_f32_tensor(j->y, 2, ys);
     qf_error err;
     qf_error_clear(&err);
     j->rc |= j->p->desc->vtable->linear_forward(j->s->q, j->m, j->name, &tx, &ty, &err);
@@ -524,7 +493,7 @@ static void *fwd_thread(void *arg) {
 }
 
 Test(bnb_plugin, concurrent_linear_forward) {
-  qf_plugin *p = open_bnb();
+  qf_plugin *p = qf_test_open_plugin("bnb-cpu.so");
   qf_model *m = tiny_model();
   qf_error err;
   qf_session *s = run(p, m, "{\"load_in_4bit\": true, \"bnb_4bit_quant_type\": \"fp4\"}", 0, &err);

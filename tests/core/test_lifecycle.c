@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "qforge/qforge.h"
+#include "qf_test_util.h"
 
 static const char *plugin_path(const char *name) {
   static char b[1024];
@@ -27,35 +28,30 @@ static record_fn rec(const char *path, reset_fn *reset) {
   return (record_fn)(uintptr_t)dlsym(h, "qf_test_record");
 }
 
+/* Open the recording plugin and start a fresh record; returns its reader. */
+static record_fn open_recording(qf_plugin **p) {
+  qf_error err;
+  qf_error_clear(&err);
+  cr_assert_eq(qf_plugin_open(plugin_path("tp_recording"), p, &err), QF_OK, "%s", err.message);
+  reset_fn reset;
+  record_fn r = rec(plugin_path("tp_recording"), &reset);
+  reset();
+  return r;
+}
+
 static float w[4 * 8];
 static float b[4];
-
-static void add(qf_model *m, const char *name, float *data, int ndim, int64_t *shape) {
-  DLTensor t = {0};
-  t.data = data;
-  t.device.device_type = kDLCPU;
-  t.ndim = ndim;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = shape;
-  qf_error err;
-  cr_assert_eq(qf_model_add_input(m, name, &t, &err), QF_OK);
-}
 
 Test(lifecycle, quantize_path_order) {
   qf_plugin *p = NULL;
   qf_error err;
   qf_error_clear(&err);
-  cr_assert_eq(qf_plugin_open(plugin_path("tp_recording"), &p, &err), QF_OK, "%s", err.message);
-  reset_fn reset;
-  record_fn r = rec(plugin_path("tp_recording"), &reset);
-  reset();
+  record_fn r = open_recording(&p);
   qf_model *m = NULL;
   qf_model_new_empty("{}", &m, &err);
   int64_t ws[2] = {4, 8}, bs[1] = {4};
-  add(m, "l.weight", w, 2, ws);
-  add(m, "l.bias", b, 1, bs);
+  qf_test_add_f32(m, "l.weight", w, 2, ws);
+  qf_test_add_f32(m, "l.bias", b, 1, bs);
   qf_run_options o = {0};
   o.struct_size = sizeof o;
   o.config_json = "{\"quant_method\":\"test\"}";
@@ -81,10 +77,7 @@ Test(lifecycle, load_path_order_and_key_negotiation) {
   qf_plugin *p = NULL;
   qf_error err;
   qf_error_clear(&err);
-  cr_assert_eq(qf_plugin_open(plugin_path("tp_recording"), &p, &err), QF_OK, "%s", err.message);
-  reset_fn reset;
-  record_fn r = rec(plugin_path("tp_recording"), &reset);
-  reset();
+  record_fn r = open_recording(&p);
   /* a llama config with one layer: the float model expects
    * model.layers.0.*.weight; the checkpoint has q-tensors instead */
   const char *cfg = "{\"model_type\":\"llama\",\"num_hidden_layers\":1,"
@@ -92,9 +85,9 @@ Test(lifecycle, load_path_order_and_key_negotiation) {
   qf_model *m = NULL;
   qf_model_new_empty(cfg, &m, &err);
   int64_t ws[2] = {4, 8};
-  add(m, "model.embed_tokens.weight", w, 2, ws);
-  add(m, "model.norm.weight", w, 1, ws);
-  add(m, "model.layers.0.mlp.up_proj.qweight", w, 2, ws);
+  qf_test_add_f32(m, "model.embed_tokens.weight", w, 2, ws);
+  qf_test_add_f32(m, "model.norm.weight", w, 1, ws);
+  qf_test_add_f32(m, "model.layers.0.mlp.up_proj.qweight", w, 2, ws);
   qf_run_options o = {0};
   o.struct_size = sizeof o;
   o.pre_quantized = 1;
@@ -163,14 +156,7 @@ Test(model, find_put_and_stable_shapes) {
   const qf_host *h = qf_host_table();
   float data[6] = {1, 2, 3, 4, 5, 6};
   int64_t s[2] = {2, 3};
-  DLTensor t = {0};
-  t.data = data;
-  t.device.device_type = kDLCPU;
-  t.ndim = 2;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = s;
+  DLTensor t = qf_f32_tensor(data, 2, s);
   cr_assert_eq(h->model_put_tensor(m, "a", &t, &err), QF_OK);
   qf_tensor_info first;
   cr_assert_eq(h->model_find_tensor(m, "a", &first, &err), QF_OK);

@@ -13,6 +13,7 @@
 #include "gguf_plugin.h"
 #include "gguf_quants.h"
 #include "gp_util.h"
+#include "qf_test_util.h"
 
 static qf_gguf_file *open_gguf(const char *path) {
   qf_gguf_file *f = NULL;
@@ -500,15 +501,7 @@ Test(convert, import_keeping_blocks) {
     if (ref->ndim != 2) continue;
     float *out = malloc(ref->nbytes);
     int64_t shape[2] = {ref->shape[0], ref->shape[1]};
-    DLTensor t;
-    memset(&t, 0, sizeof t);
-    t.data = out;
-    t.device.device_type = kDLCPU;
-    t.ndim = 2;
-    t.dtype.code = kDLFloat;
-    t.dtype.bits = 32;
-    t.dtype.lanes = 1;
-    t.shape = shape;
+    DLTensor t = qf_f32_tensor(out, 2, shape);
     cr_assert(p->desc->vtable->dequantize(s->q, model, ref->name, &t, &err) == QF_OK, "%s: %s",
               ref->name, err.message);
     cr_expect(!memcmp(out, ref->data, ref->nbytes), "%s differs", ref->name);

@@ -13,6 +13,7 @@
 
 #include "gguf_quants.h"
 #include "gp_util.h"
+#include "qf_test_util.h"
 
 static qf_plugin *open_plugin(void) {
   qf_plugin *p = NULL;
@@ -67,15 +68,7 @@ static qf_status quantize_one(qf_plugin *p, const char *cfg, int64_t imp_k, qf_e
   qf_calib *c = imp_k ? qf_calib_new_static() : NULL;
   qf_session *s = NULL;
   int64_t shape[2] = {R, C};
-  DLTensor t;
-  memset(&t, 0, sizeof t);
-  t.data = w;
-  t.device.device_type = kDLCPU;
-  t.ndim = 2;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = shape;
+  DLTensor t = qf_f32_tensor(w, 2, shape);
   cr_assert(qf_model_new_empty("{}", &m, err) == QF_OK);
   cr_assert(qf_model_add_input(m, "weight", &t, err) == QF_OK);
   if (c) qf_calib_static_set_importance(c, "weight", imp, imp_k);
@@ -156,21 +149,8 @@ Test(errors, malformed_prequantized_module) {
   static uint8_t blocks[4 * 20];
   int32_t type = QF_GGUF_TYPE_Q4_0;
   int64_t bs[2] = {4, 20}, ts[1] = {1};
-  DLTensor b, t;
-  memset(&b, 0, sizeof b);
-  b.data = blocks;
-  b.device.device_type = kDLCPU;
-  b.ndim = 2;
-  b.dtype.code = kDLUInt;
-  b.dtype.bits = 8;
-  b.dtype.lanes = 1;
-  b.shape = bs;
-  t = b;
-  t.data = &type;
-  t.ndim = 1;
-  t.dtype.code = kDLInt;
-  t.dtype.bits = 32;
-  t.shape = ts;
+  DLTensor b = qf_cpu_tensor(blocks, qf_dl_dtype(kDLUInt, 8), 2, bs);
+  DLTensor t = qf_cpu_tensor(&type, qf_dl_dtype(kDLInt, 32), 1, ts);
   cr_assert(qf_model_add_input(m, "x.weight", &b, &err) == QF_OK);
   cr_assert(qf_model_add_input(m, "x.weight.ggml_type", &t, &err) == QF_OK);
   float out[4 * 32];

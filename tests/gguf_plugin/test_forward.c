@@ -16,6 +16,7 @@
 #include "gguf_quants.h"
 #include "gp_util.h"
 #include "kernels/cpu_kernels.h"
+#include "qf_test_util.h"
 
 static uint64_t fw_seed = 88172645463325252ull;
 static float fw_gauss(void) {
@@ -27,19 +28,6 @@ static float fw_gauss(void) {
     u[i] = ((double)(fw_seed >> 11) + 0.5) / 9007199254740992.0;
   }
   return (float)(sqrt(-2.0 * log(u[0])) * cos(6.283185307179586 * u[1]));
-}
-
-static DLTensor fw_f32(float *d, int ndim, int64_t *shape) {
-  DLTensor t;
-  memset(&t, 0, sizeof t);
-  t.data = d;
-  t.device.device_type = kDLCPU;
-  t.ndim = ndim;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = shape;
-  return t;
 }
 
 #define N 48
@@ -54,7 +42,7 @@ static void check_type(qf_plugin *p, const char *type, const float *w, const flo
   qf_calib *c = qf_calib_new_static();
   qf_session *s = NULL;
   int64_t ws[2] = {N, K}, bs[1] = {N};
-  DLTensor wt = fw_f32((float *)w, 2, ws), bt = fw_f32((float *)bias, 1, bs);
+  DLTensor wt = qf_f32_tensor((float *)w, 2, ws), bt = qf_f32_tensor((float *)bias, 1, bs);
   cr_assert(qf_model_new_empty("{}", &m, &err) == QF_OK);
   cr_assert(qf_model_add_input(m, WNAME, &wt, &err) == QF_OK);
   cr_assert(qf_model_add_input(m, "model.layers.0.mlp.up_proj.bias", &bt, &err) == QF_OK);
@@ -70,7 +58,7 @@ static void check_type(qf_plugin *p, const char *type, const float *w, const flo
   const qf_quantizer_vtable *vt = p->desc->vtable;
   float *deq = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * 5 * K);
   float *y = malloc(sizeof(float) * 5 * N);
-  DLTensor dt = fw_f32(deq, 2, ws);
+  DLTensor dt = qf_f32_tensor(deq, 2, ws);
   cr_assert(vt->dequantize(s->q, m, WNAME, &dt, &err) == QF_OK, "%s: %s", type, err.message);
   double werr = 0, wmax = 0;
   for (int i = 0; i < N * K; i++) {
@@ -82,7 +70,7 @@ static void check_type(qf_plugin *p, const char *type, const float *w, const flo
   const int plain = !strcmp(type, "f32");
   for (int M = 1; M <= 5; M += 4) {
     int64_t xs[2] = {M, K}, ys[2] = {M, N};
-    DLTensor xt = fw_f32(x, 2, xs), yt = fw_f32(y, 2, ys);
+    DLTensor xt = qf_f32_tensor(x, 2, xs), yt = qf_f32_tensor(y, 2, ys);
     cr_assert(vt->linear_forward(s->q, m, WNAME, &xt, &yt, &err) == QF_OK, "%s: %s", type,
               err.message);
     double ymax = 0, diff = 0;

@@ -15,31 +15,7 @@
 #include "gptq_test.h"
 #include "qforge/half.h"
 #include "qforge/qforge.h"
-
-static qf_plugin *open_plugin(void) {
-  const char *dir = getenv("QF_PLUGIN_DIR");
-  cr_assert(dir && *dir, "QF_PLUGIN_DIR is not set");
-  char path[4096];
-  snprintf(path, sizeof path, "%s/gptq-cpu.so", dir);
-  qf_plugin *p = NULL;
-  qf_error err;
-  qf_error_clear(&err);
-  cr_assert_eq(qf_plugin_open(path, &p, &err), QF_OK, "%s: %s", path, err.message);
-  return p;
-}
-
-static DLTensor f32_tensor(float *data, int ndim, int64_t *shape) {
-  DLTensor t;
-  memset(&t, 0, sizeof t);
-  t.data = data;
-  t.device.device_type = kDLCPU;
-  t.ndim = ndim;
-  t.dtype.code = kDLFloat;
-  t.dtype.bits = 32;
-  t.dtype.lanes = 1;
-  t.shape = shape;
-  return t;
-}
+#include "qf_test_util.h"
 
 static const qf_tensor_info *output(qf_model *m, const char *name) {
   for (size_t i = 0; i < qf_model_output_count(m); i++)
@@ -61,7 +37,7 @@ typedef struct fwd_arg {
 static void *fwd_thread(void *p) {
   fwd_arg *a = p;
   int64_t xs[2] = {a->rows, a->k}, ys[2] = {a->rows, a->n};
-  DLTensor xt = f32_tensor((float *)a->x, 2, xs), yt = f32_tensor(a->y, 2, ys);
+  DLTensor xt = qf_f32_tensor((float *)a->x, 2, xs), yt = qf_f32_tensor(a->y, 2, ys);
   qf_error err;
   qf_error_clear(&err);
   a->st = a->s->plugin->desc->vtable->linear_forward(a->s->q, a->m, PREFIX "weight", &xt,
@@ -70,7 +46,7 @@ static void *fwd_thread(void *p) {
 }
 
 Test(gptq_plugin, quantize_matches_golden_and_runs, .timeout = 120) {
-  qf_plugin *p = open_plugin();
+  qf_plugin *p = qf_test_open_plugin("gptq-cpu.so");
   const int64_t n = 256, k = 1024;
   float *w = gq_read("L1.weight.f32", (size_t)(n * k * 4), NULL);
   float *h = gq_read("L1.hessian.f32", (size_t)(k * k * 4), NULL);
@@ -85,7 +61,7 @@ Test(gptq_plugin, quantize_matches_golden_and_runs, .timeout = 120) {
   qf_error_clear(&err);
   cr_assert_eq(qf_model_new_empty("{}", &m, &err), QF_OK);
   int64_t ws[2] = {n, k}, bs[1] = {n};
-  DLTensor wt = f32_tensor(w, 2, ws), bt = f32_tensor(bias, 1, bs);
+  DLTensor wt = qf_f32_tensor(w, 2, ws), bt = qf_f32_tensor(bias, 1, bs);
   cr_assert_eq(qf_model_add_input(m, PREFIX "weight", &wt, &err), QF_OK);
   cr_assert_eq(qf_model_add_input(m, PREFIX "bias", &bt, &err), QF_OK);
   qf_calib *calib = qf_calib_new_static();
@@ -130,7 +106,7 @@ Test(gptq_plugin, quantize_matches_golden_and_runs, .timeout = 120) {
   /* dequantize and linear_forward */
   const qf_quantizer_vtable *vt = p->desc->vtable;
   float *deq = malloc((size_t)(n * k) * 4);
-  DLTensor dt = f32_tensor(deq, 2, ws);
+  DLTensor dt = qf_f32_tensor(deq, 2, ws);
   cr_assert_eq(vt->dequantize(s->q, m, PREFIX "weight", &dt, &err), QF_OK, "%s", err.message);
   const int64_t rows = 5;
   float *x = malloc((size_t)(rows * k) * 4);
@@ -176,7 +152,7 @@ Test(gptq_plugin, quantize_matches_golden_and_runs, .timeout = 120) {
   qf_session *s2 = NULL;
   cr_assert_eq(qf_run_lifecycle(p, m2, &o2, &s2, &err), QF_OK, "%s", err.message);
   float *deq2 = malloc((size_t)(n * k) * 4);
-  DLTensor dt2 = f32_tensor(deq2, 2, ws);
+  DLTensor dt2 = qf_f32_tensor(deq2, 2, ws);
   cr_assert_eq(vt->dequantize(s2->q, m2, PREFIX "weight", &dt2, &err), QF_OK);
   cr_assert(memcmp(deq, deq2, (size_t)(n * k) * 4) == 0);
   float *y2 = malloc((size_t)n * 4);
@@ -208,7 +184,7 @@ Test(gptq_plugin, quantize_matches_golden_and_runs, .timeout = 120) {
 }
 
 Test(gptq_plugin, lm_head_and_embeddings_stay_float) {
-  qf_plugin *p = open_plugin();
+  qf_plugin *p = qf_test_open_plugin("gptq-cpu.so");
   const int64_t n = 64, k = 128;
   float *w = calloc((size_t)(n * k), 4), *h = calloc((size_t)(k * k), 4);
   uint64_t rs = 9;
@@ -219,7 +195,7 @@ Test(gptq_plugin, lm_head_and_embeddings_stay_float) {
   qf_error_clear(&err);
   cr_assert_eq(qf_model_new_empty("{}", &m, &err), QF_OK);
   int64_t ws[2] = {n, k};
-  DLTensor wt = f32_tensor(w, 2, ws);
+  DLTensor wt = qf_f32_tensor(w, 2, ws);
   static const char *names[] = {"model.embed_tokens.weight", PREFIX "weight", "lm_head.weight",
                                 "model.layers.0.self_attn.o_proj.weight"};
   for (int i = 0; i < 4; i++) cr_assert_eq(qf_model_add_input(m, names[i], &wt, &err), QF_OK);
@@ -280,7 +256,7 @@ static qf_model *small_checkpoint(qf_plugin *p, const char *cfg, float **keep_w,
   qf_error_clear(&err);
   cr_assert_eq(qf_model_new_empty("{}", &m, &err), QF_OK);
   int64_t ws[2] = {n, k};
-  DLTensor wt = f32_tensor(w, 2, ws);
+  DLTensor wt = qf_f32_tensor(w, 2, ws);
   cr_assert_eq(qf_model_add_input(m, PREFIX "weight", &wt, &err), QF_OK);
   qf_calib *calib = qf_calib_new_static();
   qf_calib_static_set_hessian(calib, "*", h, k);
@@ -334,7 +310,7 @@ static void expect_load_failure(qf_plugin *p, qf_model *m, const char *cfg, cons
 }
 
 Test(gptq_plugin, malformed_checkpoints_fail_to_load) {
-  qf_plugin *p = open_plugin();
+  qf_plugin *p = qf_test_open_plugin("gptq-cpu.so");
   float *w, *h;
   const char *cfg = "{\"bits\": 4, \"group_size\": 64}";
   qf_model *m = small_checkpoint(p, cfg, &w, &h);
@@ -352,7 +328,7 @@ Test(gptq_plugin, malformed_checkpoints_fail_to_load) {
   qf_error_clear(&err);
   cr_assert_eq(qf_model_new_empty("{}", &m3, &err), QF_OK);
   int64_t ws[2] = {64, 256};
-  DLTensor wt = f32_tensor(w, 2, ws);
+  DLTensor wt = qf_f32_tensor(w, 2, ws);
   qf_model_add_input(m3, PREFIX "weight", &wt, &err);
   qf_run_options opt;
   memset(&opt, 0, sizeof opt);
@@ -370,7 +346,7 @@ Test(gptq_plugin, malformed_checkpoints_fail_to_load) {
 }
 
 Test(gptq_plugin, v2_checkpoint_and_bad_calls) {
-  qf_plugin *p = open_plugin();
+  qf_plugin *p = qf_test_open_plugin("gptq-cpu.so");
   float *w, *h;
   qf_model *m = small_checkpoint(p, "{\"bits\": 4, \"group_size\": 64, \"sym\": false, "
                                     "\"checkpoint_format\": \"gptq_v2\"}", &w, &h);
@@ -394,15 +370,15 @@ Test(gptq_plugin, v2_checkpoint_and_bad_calls) {
                QF_OK);
   float out[4];
   int64_t os[2] = {2, 2};
-  DLTensor ot = f32_tensor(out, 2, os);
+  DLTensor ot = qf_f32_tensor(out, 2, os);
   cr_assert_neq(vt->dequantize(q, m, PREFIX "weight", &ot, &err), QF_OK);
   cr_assert(strstr(err.message, "[64, 256]"), "%s", err.message);
   cr_assert_eq(vt->dequantize(q, m, "nothing.weight", &ot, &err), QF_ERR_NOT_FOUND);
   int64_t xs[2] = {1, 100};
   float xb[100] = {0}, yb[64];
-  DLTensor xt = f32_tensor(xb, 2, xs);
+  DLTensor xt = qf_f32_tensor(xb, 2, xs);
   int64_t ys2[2] = {1, 64};
-  DLTensor yt = f32_tensor(yb, 2, ys2);
+  DLTensor yt = qf_f32_tensor(yb, 2, ys2);
   cr_assert_neq(vt->linear_forward(q, m1, PREFIX "weight", &xt, &yt, &err), QF_OK);
   cr_assert(strstr(err.message, "[M, 256]"), "%s", err.message);
   int needs = 1;
@@ -412,7 +388,7 @@ Test(gptq_plugin, v2_checkpoint_and_bad_calls) {
   /* quantizing without calibration or with a wrong-size Hessian fails */
   cr_assert_eq(vt->create(qf_host_table(), "{\"bits\": 4}", 0, &q, &err), QF_OK);
   int64_t ws[2] = {64, 256};
-  DLTensor wt = f32_tensor(w, 2, ws);
+  DLTensor wt = qf_f32_tensor(w, 2, ws);
   cr_assert_neq(vt->create_quantized_param(q, m, PREFIX "weight", &wt, NULL, &err), QF_OK);
   cr_assert(strstr(err.message, "Hessian"), "%s", err.message);
   qf_calib *c = qf_calib_new_static();
@@ -420,7 +396,7 @@ Test(gptq_plugin, v2_checkpoint_and_bad_calls) {
   cr_assert_neq(vt->create_quantized_param(q, m, PREFIX "weight", &wt, c, &err), QF_OK);
   cr_assert(strstr(err.message, "128x128"), "%s", err.message);
   int64_t bad[2] = {64, 250};
-  DLTensor bt = f32_tensor(w, 2, bad);
+  DLTensor bt = qf_f32_tensor(w, 2, bad);
   cr_assert_neq(vt->create_quantized_param(q, m, PREFIX "weight", &bt, c, &err), QF_OK);
   cr_assert(strstr(err.message, "modules_to_not_convert"), "%s", err.message);
   qf_calib_free(c);

@@ -386,8 +386,7 @@ static qf_status qf__get_config_json(qf_quantizer *q, char **out, qf_error *err)
   char *text = json_dumps(j, JSON_PRESERVE_ORDER | JSON_COMPACT);
   json_decref(j);
   if (!text) return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_config_json", "out of memory");
-  *out = q->host->alloc(strlen(text) + 1);
-  if (*out) memcpy(*out, text, strlen(text) + 1);
+  *out = qf_host_strdup(q->host, text);
   free(text);
   return *out ? QF_OK : qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_config_json", "out of memory");
 }

@@ -1,7 +1,8 @@
 /*
  * Small header-only helpers for plugin authors: filling a qf_error,
- * splitting checkpoint names, reading DLTensor shapes and converting a
- * borrowed f32/f16/bf16 tensor to float32. Everything here is static inline
+ * splitting checkpoint names, reading DLTensor shapes, building borrowed
+ * CPU tensors, copying text into host memory and converting a borrowed
+ * f32/f16/bf16 tensor to float32. Everything here is static inline
  * and depends only on plugin.h and half.h, so a third-party plugin needs no
  * library beyond libc to use it.
  */
@@ -105,6 +106,38 @@ static inline DLTensor qf_cpu_tensor(void *data, DLDataType dtype, int ndim,
   t.strides = NULL;
   t.byte_offset = 0;
   return t;
+}
+
+/* qf_cpu_tensor over float32 data (same borrowing rules). */
+static inline DLTensor qf_f32_tensor(void *data, int ndim, int64_t *shape) {
+  return qf_cpu_tensor(data, qf_dl_dtype(kDLFloat, 32), ndim, shape);
+}
+
+/* Copy the NUL-terminated `text` into memory from host->alloc (the caller,
+ * usually the host that asked for it, frees it with host->free). Returns
+ * NULL when `host` cannot allocate. */
+static inline char *qf_host_strdup(const qf_host *host, const char *text) {
+  size_t n = strlen(text) + 1;
+  char *out = (char *)host->alloc(n);
+  if (out) memcpy(out, text, n);
+  return out;
+}
+
+/* The model's tensor #index (model_tensor_at) or tensor `name`
+ * (model_find_tensor) through `host`, into *ti cleared first with its
+ * struct_size set. Same status and err as the host slot. */
+static inline qf_status qf_host_tensor_at(const qf_host *host, const qf_model *model,
+                                          size_t index, qf_tensor_info *ti, qf_error *err) {
+  memset(ti, 0, sizeof *ti);
+  ti->struct_size = sizeof *ti;
+  return host->model_tensor_at(model, index, ti, err);
+}
+static inline qf_status qf_host_find_tensor(const qf_host *host, const qf_model *model,
+                                            const char *name, qf_tensor_info *ti,
+                                            qf_error *err) {
+  memset(ti, 0, sizeof *ti);
+  ti->struct_size = sizeof *ti;
+  return host->model_find_tensor(model, name, ti, err);
 }
 
 /* If `name` ends with `suffix`, write the part before it (the module
