@@ -119,7 +119,7 @@ int qf_cmd_plugins(int argc, char **argv) {
       char buf[QF_ERROR_MESSAGE_MAX + 256];
       json_object_set_new(jp, "chosen", json_null());
       json_object_set_new(jp, "error", json_string(qf_error_format(&cerr, buf, sizeof buf)));
-      if (!as_json) printf("  no usable build: %s\n", cerr.message);
+      if (!as_json) printf("  %s\n", cerr.message);
       any_unusable = 1;
     }
     json_array_append_new(jplugins, jp);
