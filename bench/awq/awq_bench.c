@@ -3,9 +3,10 @@
  * pseudo-quantize + GEMM packing — and of the two searches on a 1024x1024
  * layer with 512 calibration tokens (clip search; scale search with the
  * linear itself as the inspected module); (2) CPU linear_forward of a
- * 4-bit group-128 layer (4096 inputs, 4096 and 11008 outputs): batch 1
- * (fused GEMV) in GB/s of the prepared weights read per call (GEMM words,
- * int32 zeros, float32 scales) and as a fraction of the measured memcpy
+ * 4-bit group-128 layer (4096 inputs, 4096 and 11008 outputs) on the shared
+ * integer kernels (module repacked once by qf_awq_cpu_prepare): batch 1
+ * (fused GEMV) in GB/s of the prepared weights read per call (4-bit words,
+ * float32 zeros and scales) and as a fraction of the measured memcpy
  * bandwidth, scalar and AVX2, 1 and 2 threads; batch 16 (tiled dequant +
  * sgemm) in GFLOP/s. Synthetic Gaussian data with salient input channels.
  *
@@ -96,16 +97,18 @@ static void bench_forward(int64_t n, int64_t k, double mbw) {
   for (int64_t i = 0; i < ng * n; i++) scales[i] = qf_f16_to_f32(s16[i]);
   qf_awq_cpu_unpack_zeros(qz, n, k, g, zeros);
   qf_awq_cpu_weights cw = {qw, zeros, scales, NULL, n, k, g};
+  qf_intq_qmat *qm = NULL;
+  if (qf_awq_cpu_prepare(&cw, &qm, NULL) != QF_OK) return;
   const double bytes = (double)(n * k / 2) + (double)(ng * n) * 8.0;
   printf("linear_forward %lld outputs x %lld inputs, 4-bit g128: %.1f MiB prepared\n",
          (long long)n, (long long)k, bytes / 1048576.0);
-  for (int isa = QF_AWQ_ISA_SCALAR; isa <= QF_AWQ_ISA_AVX2; isa++) {
-    if (isa == QF_AWQ_ISA_AVX2 && !qf_awq_cpu_has_avx2()) continue;
+  for (int isa = QF_INTQ_ISA_SCALAR; isa <= QF_INTQ_ISA_AVX2; isa++) {
+    if (isa == QF_INTQ_ISA_AVX2 && !qf_intq_cpu_has_avx2()) continue;
     for (int th = 1; th <= 2; th++) {
       double best = 1e30, best_cpu = 1e30;
       for (int r = 0; r < 8; r++) {
         double t = qf_bench_now(), c = cpu_now();
-        qf_awq_cpu_linear(&cw, x, 1, y, th, (qf_awq_isa)isa);
+        qf_intq_qmat_forward(qm, x, 1, y, th, (qf_intq_isa)isa, NULL);
         t = qf_bench_now() - t;
         c = cpu_now() - c;
         if (t < best) best = t;
@@ -113,7 +116,7 @@ static void bench_forward(int64_t n, int64_t k, double mbw) {
       }
       const double gbps = bytes / best / 1e9;
       printf("  batch 1  %-6s %d thread(s): %7.3f ms  %6.2f GB/s  (%.0f%% of memcpy)",
-             isa == QF_AWQ_ISA_AVX2 ? "avx2" : "scalar", th, best * 1e3, gbps,
+             isa == QF_INTQ_ISA_AVX2 ? "avx2" : "scalar", th, best * 1e3, gbps,
              mbw > 0 ? 100.0 * gbps / mbw : 0.0);
       if (th == 1)
         printf("  [on-CPU %.3f ms: %.2f GB/s]", best_cpu * 1e3, bytes / best_cpu / 1e9);
@@ -123,7 +126,7 @@ static void bench_forward(int64_t n, int64_t k, double mbw) {
   double best = 1e30;
   for (int r = 0; r < 3; r++) {
     double t = qf_bench_now();
-    qf_awq_cpu_linear(&cw, x, 16, y, 1, QF_AWQ_ISA_AUTO);
+    qf_intq_qmat_forward(qm, x, 16, y, 1, QF_INTQ_ISA_AUTO, NULL);
     t = qf_bench_now() - t;
     if (t < best) best = t;
   }
@@ -131,6 +134,7 @@ static void bench_forward(int64_t n, int64_t k, double mbw) {
          2.0 * 16 * (double)n * (double)k / best / 1e9);
   free(w), free(sc), free(zr), free(x), free(y), free(qw), free(qz), free(zeros), free(s16);
   free(scales);
+  qf_intq_qmat_free(qm);
 }
 
 int main(int argc, char **argv) {

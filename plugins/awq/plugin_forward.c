@@ -5,8 +5,10 @@
  * GEMM words). Prepared entries are keyed by (model, module prefix, address
  * of the checkpoint's qweight), created under the quantizer's mutex and kept
  * until destroy, so concurrent calls for different modules are safe. CPU
- * tensors run on the CPU kernels in every build; GPU builds run tensors of
- * their device type on the GPU kernels (weights uploaded on first use).
+ * tensors run in every build on the shared integer kernels (the module is
+ * repacked into their layout on its first CPU call, under the mutex); GPU
+ * builds run tensors of their device type on the GPU kernels (weights
+ * uploaded on first use).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +95,7 @@ qf_status qf__awq_dequantize(qf_quantizer *q, const qf_model *model,
 
 static void free_prepared(qf__awq_prepared *p) {
   if (!p) return;
+  qf_intq_qmat_free(p->qmat);
   free(p->qweight_own);
   free(p->zeros);
   free(p->scales);
@@ -205,6 +208,17 @@ static qf_status get_prepared(qf_quantizer *q, const qf_model *model,
   return QF_OK;
 }
 
+/* The module in the shared CPU kernel layout, built once (under the lock). */
+static qf_status cpu_qmat(qf_quantizer *q, qf__awq_prepared *p,
+                          const qf_intq_qmat **out, qf_error *err) {
+  qf_status st = QF_OK;
+  pthread_mutex_lock(&q->lock);
+  if (!p->qmat) st = qf_awq_cpu_prepare(&p->w, &p->qmat, err);
+  *out = p->qmat;
+  pthread_mutex_unlock(&q->lock);
+  return st;
+}
+
 #if QF_AWQ_GPU
 static qf_status gpu_forward(qf_quantizer *q, qf__awq_prepared *p, int device,
                              const float *x, int64_t m, float *y,
@@ -265,9 +279,10 @@ qf_status qf__awq_linear_forward(qf_quantizer *q, const qf_model *model,
     int threads = 1;
     if (QF_HAS_FIELD(q->host, qf_host, n_threads) && q->host->n_threads)
       threads = q->host->n_threads(q->host);
-    st = qf_awq_cpu_linear(&p->w, xd, m, yd, threads, QF_AWQ_ISA_AUTO);
-    if (st != QF_OK) return qf_fail(err, st, QF_AWQ_PLUGIN, op, "%s: CPU kernel failed", name);
-    return QF_OK;
+    const qf_intq_qmat *qm = NULL;
+    st = cpu_qmat(q, p, &qm, err);
+    if (st != QF_OK) return st;
+    return qf_intq_qmat_forward(qm, xd, m, yd, threads, QF_INTQ_ISA_AUTO, err);
   }
 #if QF_AWQ_GPU
   if (x->device.device_type == QF_AWQ_GPU_DEVICE)

@@ -42,6 +42,7 @@ typedef struct qf__awq_prepared {
   float *scales;
   float *bias;
   qf_awq_cpu_weights w;
+  qf_intq_qmat *qmat;       /* shared CPU kernel layout, built on first CPU use */
   void *gpu_buf[4];         /* device copies: qweight, zeros, scales, bias */
   int gpu_device;           /* -1 = not uploaded */
 } qf__awq_prepared;

@@ -1,8 +1,9 @@
 /*
- * CPU kernels: linear forward equals dequantize-then-matmul (batch 1 fused
- * GEMV and the tiled sgemm path, with bias, odd column counts, several
- * group sizes); the AVX2 kernels produce the same bytes as the scalar
- * reference; the result does not depend on the thread count.
+ * CPU forward: an AWQ GEMM module repacked into the shared integer kernels
+ * (qf_awq_cpu_prepare) equals dequantize-then-matmul (batch 1 fused GEMV
+ * and the tiled sgemm path, with bias, odd column counts, several group
+ * sizes); its dequantization is exactly AWQ's; scalar and AVX2 produce the
+ * same bytes; the result does not depend on the thread count.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -19,6 +20,7 @@ typedef struct module {
   int32_t *qw, *qz, *zeros;
   float *scales, *bias, *deq;
   qf_awq_cpu_weights w;
+  qf_intq_qmat *qm;
 } module;
 
 static void build(module *m, int64_t n, int64_t k, int64_t g, int with_bias, uint64_t seed) {
@@ -45,10 +47,13 @@ static void build(module *m, int64_t n, int64_t k, int64_t g, int with_bias, uin
   m->deq = malloc((size_t)(n * k) * 4);
   cr_assert_eq(qf_awq_gemm_dequantize(m->qw, m->qz, m->scales, n, k, g, m->deq), QF_OK);
   m->w = (qf_awq_cpu_weights){m->qw, m->zeros, m->scales, m->bias, n, k, g};
+  qf_error err = {0};
+  cr_assert_eq(qf_awq_cpu_prepare(&m->w, &m->qm, &err), QF_OK, "%s", err.message);
   free(w), free(sc), free(zr), free(s16);
 }
 
 static void release(module *m) {
+  qf_intq_qmat_free(m->qm);
   free(m->qw), free(m->qz), free(m->zeros), free(m->scales), free(m->bias), free(m->deq);
 }
 
@@ -59,8 +64,8 @@ static void check_against_reference(module *m, int64_t rows, uint64_t seed) {
         *ref = malloc((size_t)(rows * n) * 4);
   for (int64_t i = 0; i < rows * k; i++) x[i] = awq_rng_gauss(&r);
   awq_matmul_ref(x, m->deq, rows, n, k, ref);
-  for (int isa = QF_AWQ_ISA_SCALAR; isa <= QF_AWQ_ISA_AVX2; isa++) {
-    cr_assert_eq(qf_awq_cpu_linear(&m->w, x, rows, y, 1, (qf_awq_isa)isa), QF_OK);
+  for (int isa = QF_INTQ_ISA_SCALAR; isa <= QF_INTQ_ISA_AVX2; isa++) {
+    cr_assert_eq(qf_intq_qmat_forward(m->qm, x, rows, y, 1, (qf_intq_isa)isa, NULL), QF_OK);
     for (int64_t i = 0; i < rows; i++)
       for (int64_t j = 0; j < n; j++) {
         double mag = 0;
@@ -91,7 +96,7 @@ Test(awq_kernels, forward_equals_dequantize_matmul) {
 }
 
 Test(awq_kernels, simd_equals_scalar) {
-  if (!qf_awq_cpu_has_avx2()) {
+  if (!qf_intq_cpu_has_avx2()) {
     cr_skip_test("no AVX2 on this CPU: only the scalar kernels run here");
   }
   module m;
@@ -99,28 +104,21 @@ Test(awq_kernels, simd_equals_scalar) {
   awq_rng r = {4};
   float x[512], a[328], b[328];
   for (int i = 0; i < 512; i++) x[i] = awq_rng_gauss(&r) * (i % 9 ? 1.0f : 50.0f);
-  qf_awq_gemv_scalar(&m.w, x, a, 0, 328);
-  qf_awq_gemv_avx2(&m.w, x, b, 0, 328);
+  cr_assert_eq(qf_intq_qmat_forward(m.qm, x, 1, a, 1, QF_INTQ_ISA_SCALAR, NULL), QF_OK);
+  cr_assert_eq(qf_intq_qmat_forward(m.qm, x, 1, b, 1, QF_INTQ_ISA_AVX2, NULL), QF_OK);
   cr_assert(memcmp(a, b, sizeof a) == 0, "GEMV: AVX2 differs from scalar");
-  /* sub-ranges (thread splits) give the same bytes too */
-  qf_awq_gemv_avx2(&m.w, x, b, 8, 96);
-  cr_assert(memcmp(a + 8, b + 8, 88 * 4) == 0);
-  memset(b, 0, sizeof b);
-  qf_awq_gemv_avx2(&m.w, x, b, 8, 8 + 144); /* one 16-word tile + 2 single words */
-  cr_assert(memcmp(a + 8, b + 8, 144 * 4) == 0);
-  float *ta = malloc(512 * 40 * 4), *tb = malloc(512 * 40 * 4);
-  qf_awq_dequant_tile_scalar(&m.w, 40, 40, ta);
-  qf_awq_dequant_tile_avx2(&m.w, 40, 40, tb);
-  cr_assert(memcmp(ta, tb, 512 * 40 * 4) == 0, "tile: AVX2 differs from scalar");
-  /* the tile is the exact dequantized weight */
-  for (int64_t kk = 0; kk < 512; kk++)
-    for (int64_t j = 0; j < 40; j++) cr_assert_eq(ta[kk * 40 + j], m.deq[(40 + j) * 512 + kk]);
+  /* the kernel's weight is the exact AWQ dequantization */
+  float *wd = malloc(328 * 512 * 4);
+  qf_intq_qmat_dequant(m.qm, wd);
+  cr_assert(memcmp(wd, m.deq, 328 * 512 * 4) == 0, "dequantized weight differs");
   float *ya = malloc(5 * 328 * 4), *yb = malloc(5 * 328 * 4), *x5 = malloc(5 * 512 * 4);
   for (int i = 0; i < 5 * 512; i++) x5[i] = awq_rng_gauss(&r);
-  cr_assert_eq(qf_awq_cpu_linear(&m.w, x5, 5, ya, 1, QF_AWQ_ISA_SCALAR), QF_OK);
-  cr_assert_eq(qf_awq_cpu_linear(&m.w, x5, 5, yb, 1, QF_AWQ_ISA_AVX2), QF_OK);
-  cr_assert(memcmp(ya, yb, 5 * 328 * 4) == 0);
-  free(ta), free(tb), free(ya), free(yb), free(x5);
+  for (int rows = 2; rows <= 5; rows += 3) {
+    cr_assert_eq(qf_intq_qmat_forward(m.qm, x5, rows, ya, 1, QF_INTQ_ISA_SCALAR, NULL), QF_OK);
+    cr_assert_eq(qf_intq_qmat_forward(m.qm, x5, rows, yb, 1, QF_INTQ_ISA_AVX2, NULL), QF_OK);
+    cr_assert(memcmp(ya, yb, (size_t)rows * 328 * 4) == 0);
+  }
+  free(wd), free(ya), free(yb), free(x5);
   release(&m);
 }
 
@@ -130,12 +128,16 @@ Test(awq_kernels, threads_do_not_change_bytes) {
   awq_rng r = {6};
   float *x = malloc(2048 * 4), *a = malloc(1024 * 4), *b = malloc(1024 * 4);
   for (int i = 0; i < 2048; i++) x[i] = awq_rng_gauss(&r);
-  cr_assert_eq(qf_awq_cpu_linear(&m.w, x, 1, a, 1, QF_AWQ_ISA_AUTO), QF_OK);
-  cr_assert_eq(qf_awq_cpu_linear(&m.w, x, 1, b, 3, QF_AWQ_ISA_AUTO), QF_OK);
+  cr_assert_eq(qf_intq_qmat_forward(m.qm, x, 1, a, 1, QF_INTQ_ISA_AUTO, NULL), QF_OK);
+  cr_assert_eq(qf_intq_qmat_forward(m.qm, x, 1, b, 3, QF_INTQ_ISA_AUTO, NULL), QF_OK);
   cr_assert(memcmp(a, b, 1024 * 4) == 0);
   qf_awq_cpu_weights bad = m.w;
   bad.n = 12;
-  cr_assert_eq(qf_awq_cpu_linear(&bad, x, 1, a, 1, QF_AWQ_ISA_AUTO), QF_ERR_INVALID_ARGUMENT);
+  qf_intq_qmat *qm = NULL;
+  qf_error err = {0};
+  cr_assert_eq(qf_awq_cpu_prepare(&bad, &qm, &err), QF_ERR_INVALID_ARGUMENT);
+  cr_assert_null(qm);
+  cr_assert_str_eq(err.plugin, "awq");
   free(x), free(a), free(b);
   release(&m);
 }

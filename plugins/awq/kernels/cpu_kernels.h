@@ -1,29 +1,27 @@
 /*
- * 4-bit AWQ linear forward on the CPU: y = x · Wᵀ (+ bias) straight from the
- * GEMM layout (qweight [K, N/8] interleaved words), with per-group zeros and
- * scales unpacked once per module (qf_awq_cpu_weights).
- *
- *  - batch 1: fused dequantize + GEMV. Per output column the arithmetic is
- *    fixed: for each group, part = Σ_k x[k]·(float)(q - z) in k order, then
- *    acc += part · scale. The scalar reference and the AVX2 kernel perform
- *    exactly these IEEE operations per column (no FMA, no reassociation), so
- *    they produce the same bytes.
- *  - batch > 1: dequantize a tile of columns to float32 ((q - z)·scale, exact
- *    in float32) and multiply with cblas_sgemm.
- * The AVX2 paths are chosen at run time (qf_awq_cpu_has_avx2).
+ * 4-bit AWQ linear forward on the CPU through the shared integer kernels
+ * (plugins/common/intq/intq.h, also used by GPTQ): a module in the AWQ GEMM
+ * layout (qweight [K, N/8] interleaved words, per-group zeros and scales
+ * unpacked once, qf_awq_cpu_weights) is repacked once into the shared
+ * kernel's layout with true zero points (W = scale · (q − zero), exactly
+ * AWQ's dequantization), and y = x · Wᵀ (+ bias) then runs on
+ * qf_intq_qmat_forward: fused dequantize + GEMV for batch 1 (scalar and
+ * AVX2 give the same bytes; any thread count gives the same bytes), tiled
+ * dequantize + cblas_sgemm for larger batches.
  */
 #ifndef QF_AWQ_CPU_KERNELS_H
 #define QF_AWQ_CPU_KERNELS_H
 
 #include <stdint.h>
 
+#include "intq.h"
 #include "qforge/plugin.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* A prepared module, all arrays borrowed. */
+/* A module in the AWQ GEMM layout, all arrays borrowed. */
 typedef struct qf_awq_cpu_weights {
   const int32_t *qweight; /* [k, n/8] AWQ GEMM words */
   const int32_t *zeros;   /* [k/g, n] zero points, natural column order */
@@ -32,37 +30,16 @@ typedef struct qf_awq_cpu_weights {
   int64_t n, k, g;        /* n % 8 == 0, k % g == 0 */
 } qf_awq_cpu_weights;
 
-typedef enum qf_awq_isa {
-  QF_AWQ_ISA_AUTO = 0,
-  QF_AWQ_ISA_SCALAR = 1,
-  QF_AWQ_ISA_AVX2 = 2
-} qf_awq_isa;
-
-/* 1 when the running CPU (and this build) can use the AVX2 kernels. */
-int qf_awq_cpu_has_avx2(void);
-
 /* Unpack GEMM qzeros [k/g, n/8] into zeros [k/g, n] (caller-owned). */
 void qf_awq_cpu_unpack_zeros(const int32_t *qzeros, int64_t n, int64_t k,
                              int64_t g, int32_t *zeros);
 
-/* y[n0 … n1) for one input row x [k] (n0, n1 multiples of 8). Bias added. */
-void qf_awq_gemv_scalar(const qf_awq_cpu_weights *w, const float *x, float *y,
-                        int64_t n0, int64_t n1);
-void qf_awq_gemv_avx2(const qf_awq_cpu_weights *w, const float *x, float *y,
-                      int64_t n0, int64_t n1);
-
-/* tile [k, nt] (row stride nt) = dequantized Wᵀ columns n0 … n0+nt-1. */
-void qf_awq_dequant_tile_scalar(const qf_awq_cpu_weights *w, int64_t n0,
-                                int64_t nt, float *tile);
-void qf_awq_dequant_tile_avx2(const qf_awq_cpu_weights *w, int64_t n0,
-                              int64_t nt, float *tile);
-
-/* y [m, n] = x [m, k] · Wᵀ (+ bias). x and y caller-owned, compact.
- * n_threads (>= 1) bounds the threads used for the batch-1 kernel; the
- * batch > 1 path leaves threading to OpenBLAS. QF_ERR_NO_MEMORY if a tile
- * cannot be allocated, QF_ERR_INVALID_ARGUMENT on bad shapes. */
-qf_status qf_awq_cpu_linear(const qf_awq_cpu_weights *w, const float *x,
-                            int64_t m, float *y, int n_threads, qf_awq_isa isa);
+/* Repack w (only read during the call) into the shared kernel layout. On
+ * success *out is owned by the caller (free with qf_intq_qmat_free) and is
+ * used with qf_intq_qmat_forward. QF_ERR_INVALID_ARGUMENT on bad shapes or
+ * zero points outside 0..15, QF_ERR_NO_MEMORY; errors name plugin "awq". */
+qf_status qf_awq_cpu_prepare(const qf_awq_cpu_weights *w, qf_intq_qmat **out,
+                             qf_error *err);
 
 #ifdef __cplusplus
 }

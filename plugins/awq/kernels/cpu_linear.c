@@ -1,109 +1,79 @@
 /*
- * Driver of the AWQ CPU forward: picks scalar or AVX2 at run time, runs the
- * fused GEMV for a single input row (split over threads by column ranges
- * when the host allows more than one thread and the layer is large enough),
- * and for more rows dequantizes column tiles of Wᵀ into a float32 buffer
- * and multiplies them with cblas_sgemm (OpenBLAS threads internally).
- * Column ranges never change a column's arithmetic, so the result does not
- * depend on the number of threads.
+ * The AWQ side of the CPU forward: unpacking GEMM zero words and repacking
+ * a GEMM-layout module into the shared integer kernels' layout
+ * (qf_intq_qmat, see plugins/common/intq/intq.h). The GEMM words hold the
+ * integer of column 8c + m at bit 4·reverse_order[m]; they are unpacked to
+ * one byte per weight ([k][n], the kernel's strided source), zero points
+ * become float true zeros (no GPTQ v1 offset) and groups are contiguous
+ * runs of g inputs, so the kernel's dequantization scale · (q − zero) is
+ * exactly AWQ's (q − zero) · scale.
  */
-#include <pthread.h>
 #include <stdlib.h>
 
-#include <cblas.h>
-
 #include "cpu_kernels.h"
+#include "qforge/plugin_util.h"
 
-#define QF_AWQ_TILE_BYTES (2u << 20)          /* dequantized tile budget */
-#define QF_AWQ_GEMV_MIN_PER_THREAD (1 << 20)  /* weights per GEMV thread */
-#define QF_AWQ_MAX_THREADS 64
+#define PLUGIN "awq"
 
-typedef void (*gemv_fn)(const qf_awq_cpu_weights *, const float *, float *,
-                        int64_t, int64_t);
-typedef void (*tile_fn)(const qf_awq_cpu_weights *, int64_t, int64_t, float *);
+/* Column 8c+m of a GEMM word sits at bit 4·reverse_order[m]. */
+static const int shift_of_col[8] = {0, 16, 4, 20, 8, 24, 12, 28};
 
-typedef struct gemv_task {
-  const qf_awq_cpu_weights *w;
-  const float *x;
-  float *y;
-  int64_t n0, n1;
-  gemv_fn fn;
-} gemv_task;
-
-static void *gemv_thread(void *arg) {
-  gemv_task *t = arg;
-  t->fn(t->w, t->x, t->y, t->n0, t->n1);
-  return NULL;
+void qf_awq_cpu_unpack_zeros(const int32_t *qzeros, int64_t n, int64_t k,
+                             int64_t g, int32_t *zeros) {
+  const int64_t nc = n / 8, ng = k / g;
+  for (int64_t gi = 0; gi < ng; gi++)
+    for (int64_t c = 0; c < nc; c++) {
+      const uint32_t w = (uint32_t)qzeros[gi * nc + c];
+      for (int m = 0; m < 8; m++)
+        zeros[gi * n + c * 8 + m] = (int32_t)((w >> shift_of_col[m]) & 15u);
+    }
 }
 
-static void run_gemv(const qf_awq_cpu_weights *w, const float *x, float *y,
-                     int n_threads, gemv_fn fn) {
-  const int64_t nc = w->n / 8;
-  int64_t want = (w->n * w->k) / QF_AWQ_GEMV_MIN_PER_THREAD;
-  if (want < 1) want = 1;
-  if (want > n_threads) want = n_threads;
-  if (want > nc) want = nc;
-  if (want > QF_AWQ_MAX_THREADS) want = QF_AWQ_MAX_THREADS;
-  if (want <= 1) {
-    fn(w, x, y, 0, w->n);
-    return;
+qf_status qf_awq_cpu_prepare(const qf_awq_cpu_weights *w, qf_intq_qmat **out,
+                             qf_error *err) {
+  *out = NULL;
+  if (!w || !w->qweight || !w->zeros || !w->scales || w->n <= 0 || w->k <= 0 ||
+      w->g <= 0 || w->n % 8 || w->k % w->g)
+    return qf_fail(err, QF_ERR_INVALID_ARGUMENT, PLUGIN, "prepare",
+                   "an AWQ module needs GEMM words, zeros and scales, "
+                   "outputs a multiple of 8 and inputs a multiple of the "
+                   "group size");
+  const int64_t n = w->n, k = w->k, nc = n / 8, ng = k / w->g;
+  uint8_t *q = malloc((size_t)(k * n));
+  float *z = malloc((size_t)(ng * n) * sizeof *z);
+  if (!q || !z) {
+    free(q);
+    free(z);
+    return qf_fail(err, QF_ERR_NO_MEMORY, PLUGIN, "prepare",
+                   "cannot unpack a %lldx%lld module", (long long)n,
+                   (long long)k);
   }
-  gemv_task tasks[QF_AWQ_MAX_THREADS];
-  pthread_t th[QF_AWQ_MAX_THREADS];
-  int started[QF_AWQ_MAX_THREADS] = {0};
-  for (int64_t i = 0; i < want; i++) {
-    tasks[i].w = w;
-    tasks[i].x = x;
-    tasks[i].y = y;
-    tasks[i].n0 = nc * i / want * 8;
-    tasks[i].n1 = nc * (i + 1) / want * 8;
-    tasks[i].fn = fn;
+  for (int64_t kk = 0; kk < k; kk++) {
+    const int32_t *row = w->qweight + kk * nc;
+    uint8_t *dst = q + kk * n;
+    for (int64_t c = 0; c < nc; c++) {
+      const uint32_t word = (uint32_t)row[c];
+      for (int m = 0; m < 8; m++)
+        dst[c * 8 + m] = (uint8_t)((word >> shift_of_col[m]) & 15u);
+    }
   }
-  /* task 0 runs here; a thread that cannot start runs here too */
-  for (int64_t i = 1; i < want; i++)
-    started[i] = pthread_create(&th[i], NULL, gemv_thread, &tasks[i]) == 0;
-  gemv_thread(&tasks[0]);
-  for (int64_t i = 1; i < want; i++) {
-    if (started[i]) pthread_join(th[i], NULL);
-    else gemv_thread(&tasks[i]);
+  qf_status st = QF_OK;
+  for (int64_t i = 0; i < ng * n && st == QF_OK; i++) {
+    if (w->zeros[i] < 0 || w->zeros[i] > 15)
+      st = qf_fail(err, QF_ERR_INVALID_ARGUMENT, PLUGIN, "prepare",
+                   "zero point %d of group %lld, output %lld is outside "
+                   "0..15", (int)w->zeros[i], (long long)(i / n),
+                   (long long)(i % n));
+    z[i] = (float)w->zeros[i];
   }
-}
-
-qf_status qf_awq_cpu_linear(const qf_awq_cpu_weights *w, const float *x,
-                            int64_t m, float *y, int n_threads, qf_awq_isa isa) {
-  if (!w || !w->qweight || !w->zeros || !w->scales || !x || !y || m < 0 ||
-      w->n <= 0 || w->k <= 0 || w->g <= 0 || w->n % 8 || w->k % w->g)
-    return QF_ERR_INVALID_ARGUMENT;
-  if (m == 0) return QF_OK;
-  int avx2;
-  if (isa == QF_AWQ_ISA_SCALAR) avx2 = 0;
-  else if (isa == QF_AWQ_ISA_AVX2) avx2 = qf_awq_cpu_has_avx2();
-  else avx2 = qf_awq_cpu_has_avx2();
-  if (n_threads < 1) n_threads = 1;
-
-  if (m == 1) {
-    run_gemv(w, x, y, n_threads, avx2 ? qf_awq_gemv_avx2 : qf_awq_gemv_scalar);
-    return QF_OK;
+  if (st == QF_OK) {
+    const qf_intq_qmat_src src = {
+        .bits = 4, .rows = n, .cols = k, .ngroups = ng, .q = q,
+        .q_stride_k = n, .q_stride_n = 1, .g_idx = NULL, .scales = w->scales,
+        .zeros = z, .bias = w->bias, .plugin = PLUGIN};
+    st = qf_intq_qmat_new(&src, out, err);
   }
-  if (m > INT32_MAX || w->k > INT32_MAX || w->n > INT32_MAX)
-    return QF_ERR_INVALID_ARGUMENT;
-  const tile_fn tile_of = avx2 ? qf_awq_dequant_tile_avx2 : qf_awq_dequant_tile_scalar;
-  int64_t nt = (int64_t)(QF_AWQ_TILE_BYTES / sizeof(float)) / w->k;
-  nt = nt / 8 * 8;
-  if (nt < 8) nt = 8;
-  if (nt > w->n) nt = w->n;
-  float *tile = malloc((size_t)(nt * w->k) * sizeof *tile);
-  if (!tile) return QF_ERR_NO_MEMORY;
-  for (int64_t n0 = 0; n0 < w->n; n0 += nt) {
-    const int64_t cur = w->n - n0 < nt ? w->n - n0 : nt;
-    tile_of(w, n0, cur, tile);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)cur,
-                (int)w->k, 1.0f, x, (int)w->k, tile, (int)cur, 0.0f, y + n0,
-                (int)w->n);
-  }
-  free(tile);
-  if (w->bias)
-    for (int64_t r = 0; r < m; r++)
-      for (int64_t j = 0; j < w->n; j++) y[r * w->n + j] = y[r * w->n + j] + w->bias[j];
-  return QF_OK;
+  free(q);
+  free(z);
+  return st;
 }

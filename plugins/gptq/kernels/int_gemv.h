@@ -1,72 +1,55 @@
 /*
- * CPU kernels for group-quantized integer weights (GPTQ, AWQ and any scheme
- * of the form W[n][k] = scale[g(k)][n] · (q[k][n] − zero[g(k)][n])):
- * y = x · Wᵀ (+ bias). The caller hands over plain unpacked integers
- * (any strides), per-group float scales and true zero points and a group
- * index per input column; qf_gptq_qmat_new repacks them once into the
- * kernel's own tiled layout (inputs reordered by group, as act_order needs,
- * so activations are permuted once per call). Batch 1 runs a fused
- * dequantize + GEMV; larger batches dequantize tiles and call cblas_sgemm.
- * The scalar and AVX2 paths (chosen at run time) produce identical bytes;
- * work is split over pthreads by output columns. Thread-safe: a prepared
- * matrix is read-only and may be used from several threads at once.
+ * GPTQ's names for the shared CPU kernels of group-quantized integer
+ * weights (plugins/common/intq/intq.h, static library qf_intq_kernels,
+ * also used by the AWQ plugin). The kernels, their layout and their bytes
+ * are the shared library's; this header only keeps the qf_gptq_qmat*
+ * spellings used by the GPTQ plugin, its tests and its benchmark, and
+ * reports errors under the plugin name "gptq" unless the source names
+ * another one.
  */
 #ifndef QF_GPTQ_INT_GEMV_H
 #define QF_GPTQ_INT_GEMV_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "intq.h"
 
-#include "qforge/plugin.h"
+typedef qf_intq_isa qf_gptq_isa;
+#define QF_GPTQ_ISA_AUTO QF_INTQ_ISA_AUTO
+#define QF_GPTQ_ISA_SCALAR QF_INTQ_ISA_SCALAR
+#define QF_GPTQ_ISA_AVX2 QF_INTQ_ISA_AVX2
 
-typedef enum qf_gptq_isa {
-  QF_GPTQ_ISA_AUTO = 0,   /* best available at run time */
-  QF_GPTQ_ISA_SCALAR = 1, /* portable reference */
-  QF_GPTQ_ISA_AVX2 = 2    /* x86-64 AVX2 (falls back to scalar if absent) */
-} qf_gptq_isa;
+typedef qf_intq_qmat_src qf_gptq_qmat_src;
+typedef qf_intq_qmat qf_gptq_qmat;
 
-/* The unpacked source of a quantized matrix (all borrowed for the call). */
-typedef struct qf_gptq_qmat_src {
-  int bits;                  /* 1..8: width of the integers */
-  int64_t rows;              /* N: outputs */
-  int64_t cols;              /* K: inputs */
-  int64_t ngroups;
-  const uint8_t *q;          /* integer of (input k, output n) at */
-  int64_t q_stride_k;        /*   q[k * q_stride_k + n * q_stride_n] */
-  int64_t q_stride_n;
-  const int32_t *g_idx;      /* [cols] group of each input (0..ngroups-1);
-                                NULL: input k is in group k / ceil(cols /
-                                ngroups) (contiguous groups) */
-  const float *scales;       /* [ngroups][rows] */
-  const float *zeros;        /* [ngroups][rows] true zero points */
-  const float *bias;         /* [rows] or NULL */
-} qf_gptq_qmat_src;
+/* qf_intq_qmat_new with errors reported as "gptq" by default. */
+static inline qf_status qf_gptq_qmat_new(const qf_gptq_qmat_src *src,
+                                         qf_gptq_qmat **out, qf_error *err) {
+  if (src && !src->plugin) {
+    qf_gptq_qmat_src named = *src;
+    named.plugin = "gptq";
+    return qf_intq_qmat_new(&named, out, err);
+  }
+  return qf_intq_qmat_new(src, out, err);
+}
 
-typedef struct qf_gptq_qmat qf_gptq_qmat;
-
-/* Prepare a matrix. On success *out is owned by the caller (free with
- * qf_gptq_qmat_free). Errors: bad shapes, integers wider than `bits`,
- * g_idx out of range (INVALID_ARGUMENT), allocation (NO_MEMORY). */
-qf_status qf_gptq_qmat_new(const qf_gptq_qmat_src *src, qf_gptq_qmat **out,
-                           qf_error *err);
-void qf_gptq_qmat_free(qf_gptq_qmat *m);
-
-/* Bytes held by a prepared matrix. */
-size_t qf_gptq_qmat_bytes(const qf_gptq_qmat *m);
-int64_t qf_gptq_qmat_rows(const qf_gptq_qmat *m);
-int64_t qf_gptq_qmat_cols(const qf_gptq_qmat *m);
-
-/* y[m_rows][N] = x[m_rows][K] · Wᵀ (+ bias). x and y are caller-owned,
- * compact row-major f32. n_threads >= 1. Batch 1 (and up to 3 rows) uses
- * the fused GEMV, larger batches the dequantize + sgemm path. */
-qf_status qf_gptq_qmat_forward(const qf_gptq_qmat *m, const float *x,
-                               int64_t m_rows, float *y, int n_threads,
-                               qf_gptq_isa isa, qf_error *err);
-
-/* The dequantized weight w[N][K] (original input order, float32). */
-void qf_gptq_qmat_dequant(const qf_gptq_qmat *m, float *w);
-
-/* 1 if the CPU runs AVX2 (and the build has the path). */
-int qf_gptq_cpu_has_avx2(void);
+static inline void qf_gptq_qmat_free(qf_gptq_qmat *m) { qf_intq_qmat_free(m); }
+static inline size_t qf_gptq_qmat_bytes(const qf_gptq_qmat *m) {
+  return qf_intq_qmat_bytes(m);
+}
+static inline int64_t qf_gptq_qmat_rows(const qf_gptq_qmat *m) {
+  return qf_intq_qmat_rows(m);
+}
+static inline int64_t qf_gptq_qmat_cols(const qf_gptq_qmat *m) {
+  return qf_intq_qmat_cols(m);
+}
+static inline qf_status qf_gptq_qmat_forward(const qf_gptq_qmat *m,
+                                             const float *x, int64_t m_rows,
+                                             float *y, int n_threads,
+                                             qf_gptq_isa isa, qf_error *err) {
+  return qf_intq_qmat_forward(m, x, m_rows, y, n_threads, isa, err);
+}
+static inline void qf_gptq_qmat_dequant(const qf_gptq_qmat *m, float *w) {
+  qf_intq_qmat_dequant(m, w);
+}
+static inline int qf_gptq_cpu_has_avx2(void) { return qf_intq_cpu_has_avx2(); }
 
 #endif /* QF_GPTQ_INT_GEMV_H */

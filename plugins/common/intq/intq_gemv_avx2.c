@@ -1,5 +1,5 @@
 /*
- * AVX2 tile kernel for the fused dequantize + GEMV (see cpu_gemv_impl.h).
+ * AVX2 tile kernel for the fused dequantize + GEMV (see intq_impl.h).
  * Eight output columns form one vector lane set; each lane performs the
  * same float operations in the same order as the scalar reference:
  * acc = fma(xq, field, acc) over positions (fields taken in place, scaled
@@ -9,12 +9,12 @@
  * target attribute and chosen at run time (__builtin_cpu_supports avx2 and
  * fma); on other compilers or ISAs the entry points fall back to scalar.
  */
-#include "cpu_gemv_impl.h"
+#include "intq_impl.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 
-int qf_gptq__avx2_available(void) {
+int qf_intq__avx2_available(void) {
   static int cached = -1;
   int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
   if (v < 0) {
@@ -129,18 +129,18 @@ static T_AVX2 __m256 acc1(const uint32_t *tile, int64_t tw, int64_t c,
   return a;
 }
 
-T_AVX2 void qf_gptq__gemv_tile_avx2(const struct qf_gptq_qmat *m, int64_t t,
+T_AVX2 void qf_intq__gemv_tile_avx2(const struct qf_intq_qmat *m, int64_t t,
                                     const float *xq, const float *xsum,
                                     float *yt) {
-  const int64_t tw = qf_gptq__tile_width(m, t);
-  const uint32_t *tile = qf_gptq__tile_words(m, t);
+  const int64_t tw = qf_intq__tile_width(m, t);
+  const uint32_t *tile = qf_intq__tile_words(m, t);
   for (int64_t nn = 0; nn < tw; nn += 8)
     _mm256_storeu_ps(yt + nn, _mm256_setzero_ps());
   for (int64_t ri = 0; ri < m->nruns; ri++) {
-    const qf_gptq_run *run = &m->runs[ri];
+    const qf_intq_run *run = &m->runs[ri];
     const int64_t r0 = run->pos / m->vpw, r1 = (run->pos + run->len) / m->vpw;
-    const float *s = m->s + (int64_t)run->group * m->np + t * QF_GPTQ_TILE;
-    const float *z = m->z + (int64_t)run->group * m->np + t * QF_GPTQ_TILE;
+    const float *s = m->s + (int64_t)run->group * m->np + t * QF_INTQ_TILE;
+    const float *z = m->z + (int64_t)run->group * m->np + t * QF_INTQ_TILE;
     const __m256 xs = _mm256_set1_ps(xsum[ri]);
     int64_t c = 0;
     for (; c + 32 <= tw; c += 32) {
@@ -156,11 +156,11 @@ T_AVX2 void qf_gptq__gemv_tile_avx2(const struct qf_gptq_qmat *m, int64_t t,
 
 #else /* no AVX2 path on this compiler / ISA */
 
-int qf_gptq__avx2_available(void) { return 0; }
+int qf_intq__avx2_available(void) { return 0; }
 
-void qf_gptq__gemv_tile_avx2(const struct qf_gptq_qmat *m, int64_t t,
+void qf_intq__gemv_tile_avx2(const struct qf_intq_qmat *m, int64_t t,
                              const float *xq, const float *xsum, float *yt) {
-  qf_gptq__gemv_tile_scalar(m, t, xq, xsum, yt);
+  qf_intq__gemv_tile_scalar(m, t, xq, xsum, yt);
 }
 
 #endif

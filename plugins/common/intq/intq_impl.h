@@ -1,27 +1,28 @@
 /*
- * Private layout of a prepared qf_gptq_qmat, shared by the scalar driver
- * (cpu_gemv.c) and the AVX2 tile kernel (cpu_gemv_avx2.c). Inputs are
+ * Private layout of a prepared qf_intq_qmat, shared by the scalar driver
+ * (intq_gemv.c) and the AVX2 tile kernel (intq_gemv_avx2.c). Inputs are
  * reordered so that each group is one contiguous run padded to a multiple
  * of 8 positions (padding has x = 0 and q = 0). Outputs are padded to a
- * multiple of 8 and cut into tiles of QF_GPTQ_TILE columns; a tile stores
+ * multiple of 8 and cut into tiles of QF_INTQ_TILE columns; a tile stores
  * its words contiguously, word row by word row: word (r, n) holds the
  * integers of positions [r·vpw, r·vpw + vpw) of column n, position j at
  * bits [j·fw, j·fw + fw) with fw = 4 (bits <= 4, vpw = 8) or 8 (vpw = 4).
  */
-#ifndef QF_GPTQ_CPU_GEMV_IMPL_H
-#define QF_GPTQ_CPU_GEMV_IMPL_H
+#ifndef QF_INTQ_IMPL_H
+#define QF_INTQ_IMPL_H
 
 #include <stdint.h>
 
-#define QF_GPTQ_TILE 64
+#define QF_INTQ_TILE 64
 
-typedef struct qf_gptq_run {
+typedef struct qf_intq_run {
   int64_t pos;    /* first position (multiple of 8) */
   int64_t len;    /* positions, multiple of 8 */
   int32_t group;
-} qf_gptq_run;
+} qf_intq_run;
 
-struct qf_gptq_qmat {
+struct qf_intq_qmat {
+  const char *plugin;  /* name for error reports */
   int bits;
   int fw;              /* field width in the kernel layout: 4 or 8 */
   int vpw;             /* values per word: 8 or 4 */
@@ -31,7 +32,7 @@ struct qf_gptq_qmat {
   int64_t ngroups;
   int64_t ntiles;
   int64_t nruns;
-  qf_gptq_run *runs;
+  qf_intq_run *runs;
   int64_t *src;        /* [kp]: input column of each position, -1 = pad */
   uint32_t *w;         /* tiles; tile t starts at t * (kp / vpw) * TILE */
   float *s, *z;        /* [ngroups][np] */
@@ -39,15 +40,15 @@ struct qf_gptq_qmat {
 };
 
 /* Width of tile t (a multiple of 8). */
-static inline int64_t qf_gptq__tile_width(const struct qf_gptq_qmat *m,
+static inline int64_t qf_intq__tile_width(const struct qf_intq_qmat *m,
                                           int64_t t) {
-  int64_t w = m->np - t * QF_GPTQ_TILE;
-  return w < QF_GPTQ_TILE ? w : QF_GPTQ_TILE;
+  int64_t w = m->np - t * QF_INTQ_TILE;
+  return w < QF_INTQ_TILE ? w : QF_INTQ_TILE;
 }
 
-static inline const uint32_t *qf_gptq__tile_words(const struct qf_gptq_qmat *m,
+static inline const uint32_t *qf_intq__tile_words(const struct qf_intq_qmat *m,
                                                   int64_t t) {
-  return m->w + t * (m->kp / m->vpw) * QF_GPTQ_TILE;
+  return m->w + t * (m->kp / m->vpw) * QF_INTQ_TILE;
 }
 
 /* GEMV over one tile, the reference definition both paths follow:
@@ -60,10 +61,10 @@ static inline const uint32_t *qf_gptq__tile_words(const struct qf_gptq_qmat *m,
  *   order; then y = y + s·(acc − z·xsum[run]) (separate roundings).
  * yt[0..width) receives the tile's slice before bias; xsum holds Σ x over
  * each run, summed in position order from the unscaled x. */
-void qf_gptq__gemv_tile_scalar(const struct qf_gptq_qmat *m, int64_t t,
+void qf_intq__gemv_tile_scalar(const struct qf_intq_qmat *m, int64_t t,
                                const float *xq, const float *xsum, float *yt);
-void qf_gptq__gemv_tile_avx2(const struct qf_gptq_qmat *m, int64_t t,
+void qf_intq__gemv_tile_avx2(const struct qf_intq_qmat *m, int64_t t,
                              const float *xq, const float *xsum, float *yt);
-int qf_gptq__avx2_available(void);
+int qf_intq__avx2_available(void);
 
-#endif /* QF_GPTQ_CPU_GEMV_IMPL_H */
+#endif /* QF_INTQ_IMPL_H */
