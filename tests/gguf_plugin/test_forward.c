@@ -5,7 +5,8 @@
  * dequantize-then-matmul (the activations are quantized to the type's dot
  * partner, as ggml does, so within a small tolerance); biases are added; the
  * AVX2 dot kernels give exactly the scalar reference's bits; the threaded
- * matmul does not depend on the thread count.
+ * matmul does not depend on the thread count; the eight-row AVX2 kernels
+ * match the reference row by row.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -184,4 +185,49 @@ Test(forward, matmul_independent_of_threads_and_isa) {
   free(y1);
   free(y2);
   free(y3);
+}
+
+/* The eight-row AVX2 kernels: row r's float is exactly the reference's. */
+Test(forward, avx2_dot_x8_matches_scalar_bits) {
+  if (!qf_gguf_cpu_avx2_supported()) cr_skip_test("no AVX2 on this CPU");
+  static const int types[] = {QF_GGUF_TYPE_Q4_0, QF_GGUF_TYPE_Q4_1,   QF_GGUF_TYPE_Q5_0,
+                              QF_GGUF_TYPE_Q5_1, QF_GGUF_TYPE_Q8_0,   QF_GGUF_TYPE_IQ4_NL,
+                              QF_GGUF_TYPE_IQ4_XS};
+  static const int sizes[] = {32, 96, 256, 512, 2816};
+  const int rows = 8;
+  float *w = malloc(sizeof(float) * rows * 2816), *x = malloc(sizeof(float) * 2816);
+  uint8_t *wq = malloc(rows * 4096), *xq = malloc(4096);
+  int compared = 0;
+  for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    const int t = types[ti];
+    if (!qf_gguf_can_quantize(t)) continue;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+      const int n = sizes[si];
+      if (n % qf_gguf_blck_size(t) || n % qf_gguf_blck_size(qf_gguf_type_get(t)->vec_dot_type))
+        continue;
+      for (int rep = 0; rep < 3; rep++) {
+        for (int i = 0; i < rows * n; i++)
+          w[i] = (i / n == rep ? 0.0f : 1.0f) * fw_gauss() * (i % 97 == 0 ? 20.0f : 1.0f);
+        for (int i = 0; i < n; i++) x[i] = fw_gauss() * (rep == 2 && i % 5 == 0 ? 30.0f : 1.0f);
+        cr_assert(qf_gguf_quantize_rows(t, w, wq, rows, n, NULL) > 0);
+        cr_assert(qf_gguf_act_quantize(t, x, xq, n) == 0);
+        const size_t rs = qf_gguf_row_size(t, n);
+        float o[8];
+        cr_assert(qf_gguf_dot_avx2_x8(t, n, wq, rs, xq, o) == 0, "%s has no x8 kernel",
+                  qf_gguf_type_name(t));
+        for (int r = 0; r < rows; r++) {
+          float a = 0;
+          cr_assert(qf_gguf_vec_dot(t, n, wq + r * rs, xq, &a) == 0);
+          cr_expect(!memcmp(&a, &o[r], sizeof a), "%s n=%d rep %d row %d: scalar %.9g, x8 %.9g",
+                    qf_gguf_type_name(t), n, rep, r, a, o[r]);
+          compared++;
+        }
+      }
+    }
+  }
+  cr_expect_geq(compared, 200);
+  free(w);
+  free(x);
+  free(wq);
+  free(xq);
 }

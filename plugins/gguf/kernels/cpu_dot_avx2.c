@@ -12,6 +12,9 @@
  * vector products are exact replicas of the scalar products). The file is
  * compiled with -ffp-contract=off and uses no FMA, so nothing is fused.
  * Weight-row layouts are ggml's block structs, read through byte offsets.
+ * Eight-row variants (legacy types, IQ4_XS) dot eight weight rows with one
+ * activation row, keeping each row's serial float sum in its own vector lane
+ * so the reference's order is kept while the latency chains overlap.
  */
 #include <stdint.h>
 #include <string.h>
@@ -77,8 +80,10 @@ QF_AVX2 static inline int qf__hsum(__m256i v) {
 /* 16 packed bytes → 32 nibbles: low nibbles (elements 0..15) in the low
  * half, high nibbles (16..31) in the high half. */
 QF_AVX2 static inline __m256i qf__nibbles(const uint8_t *p) {
-  __m128i q = _mm_loadu_si128((const __m128i *)p);
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+  /* broadcast load + per-half shift: no cross-lane shuffle */
+  const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+  return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)),
+                          _mm256_set1_epi8(0x0F));
 }
 
 /* 32 bits → 32 bytes, 0xFF where bit j is set. */
@@ -129,9 +134,9 @@ QF_AVX2 __attribute__((always_inline)) static inline __m256i qf__legacy_block(in
 }
 
 /* The reference's float step for one block: the value added to sumf. */
-QF_AVX2 __attribute__((always_inline)) static inline __m256 qf__legacy_scale(
-    int kind, __m256 s, const float *dx, const float *dy, const float *mx, const float *sy) {
-  const __m256 X = _mm256_loadu_ps(dx), Y = _mm256_loadu_ps(dy);
+QF_AVX2 __attribute__((always_inline)) static inline __m256 qf__legacy_scale(int kind, __m256 s,
+                                                                             __m256 X, __m256 Y,
+                                                                             __m256 MX, __m256 SY) {
   switch (kind) {
     case K_Q4_0:
       return _mm256_mul_ps(_mm256_mul_ps(s, X), Y); /* sumi*dx*dy */
@@ -142,8 +147,7 @@ QF_AVX2 __attribute__((always_inline)) static inline __m256 qf__legacy_scale(
     case K_IQ4_NL:
       return _mm256_mul_ps(_mm256_mul_ps(Y, X), s); /* (dy*dx)*sumi */
     default:                                        /* (dx*dy)*sumi + m*s */
-      return _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(X, Y), s),
-                           _mm256_mul_ps(_mm256_loadu_ps(mx), _mm256_loadu_ps(sy)));
+      return _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(X, Y), s), _mm256_mul_ps(MX, SY));
   }
 }
 
@@ -176,10 +180,56 @@ QF_AVX2 __attribute__((always_inline)) static inline float qf__dot_legacy(int ki
       sy[k] = q81 ? qf__h2f(by + 2) : 0.0f;
     }
     __m256 sf = _mm256_cvtepi32_ps(qf__hsum8(s));
-    _mm256_storeu_ps(t, qf__legacy_scale(kind, sf, dx, dy, mx, sy));
+    _mm256_storeu_ps(t, qf__legacy_scale(kind, sf, _mm256_loadu_ps(dx), _mm256_loadu_ps(dy),
+                                         _mm256_loadu_ps(mx), _mm256_loadu_ps(sy)));
     for (int k = 0; k < cnt; k++) sumf += t[k];
   }
   return sumf;
+}
+
+/* Eight fp16 values, one per weight row at byte offset `off` of each row. */
+QF_AVX2 static inline __m256 qf__h2f8(const uint8_t *p, size_t rs) {
+  uint16_t h[8];
+  for (int r = 0; r < 8; r++) memcpy(&h[r], p + (size_t)r * rs, 2);
+  return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3],
+                                        (short)h[4], (short)h[5], (short)h[6], (short)h[7]));
+}
+
+/* Eight weight rows (stride rs bytes) against one activation row: lane r of
+ * the float vector is row r's running sumf, so every row sees exactly the
+ * single-row reference's additions in the same order, while the eight
+ * serial chains advance together in one vector add per block. */
+QF_AVX2 __attribute__((always_inline)) static inline void qf__dot_legacy8(int kind, int n,
+                                                                          const uint8_t *x,
+                                                                          size_t rs,
+                                                                          const uint8_t *y,
+                                                                          float *out) {
+  static const size_t xsz[] = {18, 20, 22, 24, 34, 18};
+  const size_t bx_sz = xsz[kind];
+  const int q81 = kind == K_Q4_1 || kind == K_Q5_1;
+  const size_t by_sz = q81 ? 36 : 34, yq = q81 ? 4 : 2;
+  const int nb = n / 32;
+  __m256 sumf = _mm256_setzero_ps();
+  __m256i s[8];
+  for (int ib = 0; ib < nb; ib++) {
+    const uint8_t *bx = x + (size_t)ib * bx_sz, *by = y + (size_t)ib * by_sz;
+    if (kind == K_Q4_0) { /* Σ(q-8)·y = Σq·y - Σ8·y, the second shared by the rows */
+      const __m256i yv = _mm256_loadu_si256((const __m256i *)(by + yq));
+      const __m256i y8 = _mm256_maddubs_epi16(_mm256_set1_epi8(8), yv);
+      for (int r = 0; r < 8; r++)
+        s[r] = _mm256_madd_epi16(
+            _mm256_sub_epi16(_mm256_maddubs_epi16(qf__nibbles(bx + (size_t)r * rs + 2), yv), y8),
+            _mm256_set1_epi16(1));
+    } else {
+      for (int r = 0; r < 8; r++) s[r] = qf__legacy_block(kind, bx + (size_t)r * rs, by + yq);
+    }
+    const __m256 sf = _mm256_cvtepi32_ps(qf__hsum8(s));
+    const __m256 X = qf__h2f8(bx, rs), Y = _mm256_set1_ps(qf__h2f(by));
+    const __m256 MX = q81 ? qf__h2f8(bx + 2, rs) : _mm256_setzero_ps();
+    const __m256 SY = q81 ? _mm256_set1_ps(qf__h2f(by + 2)) : _mm256_setzero_ps();
+    sumf = _mm256_add_ps(sumf, qf__legacy_scale(kind, sf, X, Y, MX, SY));
+  }
+  _mm256_storeu_ps(out, sumf);
 }
 
 /* ---- K-quants ---- */
@@ -402,6 +452,86 @@ QF_AVX2 static float qf__dot_iq4_xs(int n, const uint8_t *x, const uint8_t *y) {
   return sumf;
 }
 
+/* IQ4_XS, eight rows at once (see qf__dot_legacy8): lane r is row r's sumf. */
+QF_AVX2 static void qf__dot_iq4_xs8(int n, const uint8_t *x, size_t rs, const uint8_t *y,
+                                    float *out) {
+  const int nb = n / 256;
+  const __m128i t = _mm_loadu_si128((const __m128i *)qf__kvalues_iq4nl);
+  const __m256i tab = _mm256_set_m128i(t, t), m4 = _mm256_set1_epi32(0xF),
+                m3 = _mm256_set1_epi32(3), m32 = _mm256_set1_epi32(32);
+  __m256 sumf = _mm256_setzero_ps();
+  __m256i s[8];
+  for (int i = 0; i < nb; i++) {
+    const uint8_t *bx = x + (size_t)i * 136, *by = y + (size_t)i * Q8K_SZ;
+    const int8_t *q8 = (const int8_t *)(by + Q8K_QS);
+    uint32_t lo[8], hi[8];
+    for (int r = 0; r < 8; r++) {
+      uint16_t h;
+      memcpy(&lo[r], bx + (size_t)r * rs + 4, 4);
+      memcpy(&h, bx + (size_t)r * rs + 2, 2);
+      hi[r] = h;
+    }
+    __m256i L = _mm256_loadu_si256((const __m256i *)lo), H = _mm256_loadu_si256((const __m256i *)hi);
+    const __m256 d4d8 = _mm256_mul_ps(qf__h2f8(bx, rs), _mm256_set1_ps(qf__f32(by)));
+    for (int ib = 0; ib < 8; ib++) {
+      const __m256i q8v = _mm256_loadu_si256((const __m256i *)(q8 + 32 * ib));
+      for (int r = 0; r < 8; r++) {
+        __m256i v = _mm256_shuffle_epi8(tab, qf__nibbles(bx + (size_t)r * rs + 8 + 16 * ib));
+        s[r] = qf__mul_sum_i8(v, q8v);
+      }
+      const __m256i ls = _mm256_sub_epi32(
+          _mm256_or_si256(_mm256_and_si256(L, m4), _mm256_slli_epi32(_mm256_and_si256(H, m3), 4)),
+          m32);
+      L = _mm256_srli_epi32(L, 4);
+      H = _mm256_srli_epi32(H, 2);
+      const __m256 d1 = _mm256_mul_ps(d4d8, _mm256_cvtepi32_ps(ls)); /* d4d8 * (ls - 32) */
+      sumf = _mm256_add_ps(sumf, _mm256_mul_ps(d1, _mm256_cvtepi32_ps(qf__hsum8(s))));
+    }
+  }
+  _mm256_storeu_ps(out, sumf);
+}
+
+#define QF__LEGACY8(fn, kind)                                                                  \
+  QF_AVX2 static void fn(int n, const uint8_t *x, size_t rs, const uint8_t *y, float *out) { \
+    qf__dot_legacy8(kind, n, x, rs, y, out);                                                   \
+  }
+QF__LEGACY8(qf__dot8_q4_0, K_Q4_0)
+QF__LEGACY8(qf__dot8_q4_1, K_Q4_1)
+QF__LEGACY8(qf__dot8_q5_0, K_Q5_0)
+QF__LEGACY8(qf__dot8_q5_1, K_Q5_1)
+QF__LEGACY8(qf__dot8_q8_0, K_Q8_0)
+QF__LEGACY8(qf__dot8_iq4_nl, K_IQ4_NL)
+
+int qf_gguf_dot_avx2_x8(int type, int n, const void *vx, size_t row_stride, const void *vy,
+                        float out[8]) {
+  const uint8_t *x = vx, *y = vy;
+  switch (type) {
+    case QF_GGUF_TYPE_Q4_0:
+      qf__dot8_q4_0(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_Q4_1:
+      qf__dot8_q4_1(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_Q5_0:
+      qf__dot8_q5_0(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_Q5_1:
+      qf__dot8_q5_1(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_Q8_0:
+      qf__dot8_q8_0(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_IQ4_NL:
+      qf__dot8_iq4_nl(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_IQ4_XS:
+      qf__dot_iq4_xs8(n, x, row_stride, y, out);
+      return 0;
+    default:
+      return -1;
+  }
+}
+
 #define QF__LEGACY(fn, kind)                                           \
   QF_AVX2 static float fn(int n, const uint8_t *x, const uint8_t *y) { \
     return qf__dot_legacy(kind, n, x, y);                              \
@@ -458,6 +588,17 @@ int qf_gguf_dot_avx2(int type, int n, const void *vx, const void *vy, float *out
 }
 
 #else /* not x86 */
+
+int qf_gguf_dot_avx2_x8(int type, int n, const void *x, size_t row_stride, const void *y,
+                        float out[8]) {
+  (void)type;
+  (void)n;
+  (void)x;
+  (void)row_stride;
+  (void)y;
+  (void)out;
+  return -1;
+}
 
 int qf_gguf_cpu_avx2_supported(void) {
   return 0;

@@ -38,6 +38,11 @@ int qf_gguf_cpu_dot(int type, int isa, int64_t K, const void *w_row, const void 
 /* The AVX2 kernels: 0 and *out set when `type` has one, -1 otherwise
  * (callers then use the scalar reference). */
 int qf_gguf_dot_avx2(int type, int n, const void *x, const void *y, float *out);
+/* Eight weight rows (x, x + row_stride, ...) against one activation row:
+ * out[r] gets exactly qf_gguf_dot_avx2's (and the reference's) bits for row
+ * r. 0, or -1 when `type` has no eight-row kernel (use qf_gguf_cpu_dot). */
+int qf_gguf_dot_avx2_x8(int type, int n, const void *x, size_t row_stride, const void *y,
+                        float out[8]);
 
 /* y[M, N] = x[M, K] · Wᵀ, W = N rows of ggml `type` (row_size bytes each),
  * on n_threads threads with the given ISA (0 = auto). Every buffer is

@@ -2,8 +2,9 @@
  * cpu_matmul.c — the CPU linear layer of the GGUF plugin (see
  * cpu_kernels.h): activation quantization to the weight type's dot partner,
  * then one dot product per (output row, activation row), with output rows
- * split over POSIX threads. Each thread walks its weight rows once and dots
- * each row with every activation row while it is in cache.
+ * split over POSIX threads. Each thread walks its weight rows once (eight at
+ * a time where an eight-row AVX2 kernel exists) and dots them with every
+ * activation row while they are in cache.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -83,7 +84,22 @@ typedef struct {
 static void *qf__lin_run(void *arg) {
   qf__lin_job *j = arg;
   j->ok = 1;
-  for (int64_t n = j->n0; n < j->n1; n++) {
+  /* eight rows at a time where an eight-row AVX2 kernel exists (same bits) */
+  int x8 = j->isa == QF_GGUF_CPU_AVX2 && j->K <= INT32_MAX;
+  int64_t n = j->n0;
+  while (x8 && n + 8 <= j->n1) {
+    const uint8_t *wr = j->w + (size_t)n * j->w_rs;
+    for (int64_t m = 0; m < j->M && x8; m++) {
+      float v[8];
+      if (qf_gguf_dot_avx2_x8(j->type, (int)j->K, wr, j->w_rs, j->act + (size_t)m * j->a_rs, v)) {
+        x8 = 0;
+        break;
+      }
+      for (int r = 0; r < 8; r++) j->y[m * j->N + n + r] = v[r];
+    }
+    if (x8) n += 8;
+  }
+  for (; n < j->n1; n++) {
     const uint8_t *wr = j->w + (size_t)n * j->w_rs;
     for (int64_t m = 0; m < j->M; m++) {
       float v;
@@ -118,7 +134,8 @@ int qf_gguf_cpu_linear(int type, const void *w, int64_t N, int64_t K, const floa
   qf__lin_job jobs[64];
   pthread_t tid[64];
   int started[64] = {0};
-  const int64_t per = (N + t - 1) / t;
+  int64_t per = (N + t - 1) / t;
+  if (t > 1) per = (per + 7) / 8 * 8; /* whole eight-row groups per thread */
   for (int i = 0; i < t; i++) {
     qf__lin_job *j = &jobs[i];
     j->type = type;
