@@ -1,5 +1,6 @@
 /*
- * CPU kernels: the AVX2 paths give the same bits as the scalar references
+ * CPU kernels: the AVX2 (and, via AUTO, AVX-512) paths give the same bits as
+ * the scalar references
  * (dequantize, fused GEMV, int8 matmul incl. -128 weights and K tails);
  * 4-bit linear (GEMV for batch 1, dequant + sgemm above) equals
  * dequantize-then-matmul in double within float tolerance; LLM.int8() with
@@ -25,7 +26,8 @@ static void make4(uint64_t seed, int64_t N, int64_t K, int64_t bs, qf_bnb_qtype 
 Test(bnb_kernels, simd_equals_scalar_4bit) {
   cr_assert(qf_bnb_cpu_has_avx2(), "this suite expects an AVX2 machine");
   static const int64_t shapes[][3] = {{7, 64, 32}, {33, 4096, 64}, {16, 96, 32},
-                                      {5, 1024, 4096}, {9, 100, 64}, {4, 33, 32}};
+                                      {5, 1024, 4096}, {9, 100, 64}, {4, 33, 32},
+                                      {6, 4160, 64}, {11, 96, 64}};
   for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
     int64_t N = shapes[c][0], K = shapes[c][1], bs = shapes[c][2];
     for (int t = 0; t < 2; t++) {
@@ -39,10 +41,16 @@ Test(bnb_kernels, simd_equals_scalar_4bit) {
       qf_bnb_gemv4(QF_BNB_ISA_AVX2, (qf_bnb_qtype)t, p, am, bs, N, K, x, y2, 0, N);
       cr_expect(memcmp(y1, y2, (size_t)N * 4) == 0, "gemv %lldx%lld bs %lld", (long long)N,
                 (long long)K, (long long)bs);
+      /* AUTO takes the widest path the CPU has (AVX-512 where present) */
+      qf_bnb_gemv4(QF_BNB_ISA_AUTO, (qf_bnb_qtype)t, p, am, bs, N, K, x, y2, 0, N);
+      cr_expect(memcmp(y1, y2, (size_t)N * 4) == 0, "gemv auto %lldx%lld bs %lld",
+                (long long)N, (long long)K, (long long)bs);
       float *d1 = malloc((size_t)(N * K) * 4), *d2 = malloc((size_t)(N * K) * 4);
       qf_bnb_dequant4(QF_BNB_ISA_SCALAR, (qf_bnb_qtype)t, p, am, bs, 3, N * K - 3, d1);
       qf_bnb_dequant4(QF_BNB_ISA_AVX2, (qf_bnb_qtype)t, p, am, bs, 3, N * K - 3, d2);
       cr_expect(memcmp(d1, d2, (size_t)(N * K - 3) * 4) == 0, "dequant");
+      qf_bnb_dequant4(QF_BNB_ISA_AUTO, (qf_bnb_qtype)t, p, am, bs, 3, N * K - 3, d2);
+      cr_expect(memcmp(d1, d2, (size_t)(N * K - 3) * 4) == 0, "dequant auto");
       free(d1);
       free(d2);
       free(x);
