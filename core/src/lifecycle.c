@@ -65,6 +65,7 @@ void qf_session_free(qf_session *s) {
   if (!s) return;
   if (s->q && s->plugin) s->plugin->desc->vtable->destroy(s->q);
   if (s->config_json) qf_host_table()->free(s->config_json);
+  if (s->side_files_json) qf_host_table()->free(s->side_files_json);
   free(s);
 }
 
@@ -268,6 +269,8 @@ qf_status qf_run_lifecycle(qf_plugin *p, qf_model *model,
   if (QF_VT(p, postprocess_model))
     QF_CALL(p, "postprocess_model", vt->postprocess_model(s->q, model, &perr));
   QF_CALL(p, "get_config_json", vt->get_config_json(s->q, &s->config_json, &perr));
+  if (QF_VT(p, get_side_files_json))
+    QF_CALL(p, "get_side_files_json", vt->get_side_files_json(s->q, &s->side_files_json, &perr));
   *out = s;
   return QF_OK;
 fail:

@@ -224,6 +224,40 @@ qf_status qf_write_hf_config(const char *in_cfg, const char *qcfg, const char *d
   return st;
 }
 
+/* The scheme's own extra files ({"name": {content}}), pretty-printed. Names
+ * must be plain file names. */
+static qf_status qf__write_plugin_files(const qf_session *s, const char *dir, qf_error *err) {
+  if (!s->side_files_json) return QF_OK;
+  json_error_t je;
+  json_t *j = json_loads(s->side_files_json, 0, &je);
+  if (!json_is_object(j)) {
+    json_decref(j);
+    return qf_errorf(err, QF_ERR_INTERNAL, "quantize",
+                     "plugin '%s': get_side_files_json must return a JSON object",
+                     s->plugin->desc->name);
+  }
+  const char *name;
+  json_t *content;
+  qf_status st = QF_OK;
+  json_object_foreach(j, name, content) {
+    if (!*name || strchr(name, '/') || !strcmp(name, "config.json") || name[0] == '.') {
+      st = qf_errorf(err, QF_ERR_INTERNAL, "quantize",
+                     "plugin '%s' asked to write '%s': only plain new file names are allowed",
+                     s->plugin->desc->name, name);
+      break;
+    }
+    char *text = json_dumps(content, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    st = text ? qf_write_file_atomic(path, text, strlen(text), err)
+              : qf_errorf(err, QF_ERR_NO_MEMORY, "quantize", "out of memory");
+    free(text);
+    if (st != QF_OK) break;
+  }
+  json_decref(j);
+  return st;
+}
+
 /* Forward order of the checkpoint's tensors (stable on equal ranks). */
 static size_t *qf__forward_order(const qf_checkpoint *ck) {
   size_t n = qf_checkpoint_count(ck);
@@ -382,6 +416,7 @@ qf_status qf_quantize_folder(const qf_quantize_request *req, qf_quantize_result 
   if ((st = qf_write_hf_config(qf_checkpoint_config_json(ck), s->config_json, tmp, err)) != QF_OK)
     goto done;
   if ((st = qf_copy_side_files(qf_checkpoint_dir(ck), tmp, err)) != QF_OK) goto done;
+  if ((st = qf__write_plugin_files(s, tmp, err)) != QF_OK) goto done;
   if (req->force && access(req->out_dir, F_OK) == 0) qf_remove_tree(req->out_dir);
   if (rename(tmp, req->out_dir) != 0) {
     st = qf_errorf(err, QF_ERR_IO, "quantize", "cannot move the result into %s: %s", req->out_dir,

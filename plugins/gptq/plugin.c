@@ -407,6 +407,22 @@ static qf_status gptq_get_config_json(qf_quantizer *q, char **out_json,
                              "no memory");
 }
 
+/* AutoGPTQ / GPTQModel read quantize_config.json beside the weights. */
+static qf_status gptq_get_side_files_json(qf_quantizer *q, char **out_json, qf_error *err) {
+  *out_json = NULL;
+  char *qc = qf_gptq_config_quantize_config_json(&q->cfg);
+  if (!qc) return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_side_files_json", "no memory");
+  size_t n = strlen(qc) + 64;
+  char *text = malloc(n);
+  if (text) snprintf(text, n, "{\"quantize_config.json\": %s}", qc);
+  free(qc);
+  if (!text) return qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_side_files_json", "no memory");
+  *out_json = qf_host_strdup(q->host, text);
+  free(text);
+  return *out_json ? QF_OK
+                   : qf_fail(err, QF_ERR_NO_MEMORY, NAME, "get_side_files_json", "no memory");
+}
+
 /* ------------------------------------------------------------ descriptor */
 
 static const qf_quantizer_vtable k_vtable = {
@@ -428,6 +444,7 @@ static const qf_quantizer_vtable k_vtable = {
     .get_config_json = gptq_get_config_json,
     .dequantize = qf_gptq__dequantize,
     .linear_forward = qf_gptq__linear_forward,
+    .get_side_files_json = gptq_get_side_files_json,
 };
 
 static const char *const k_methods[] = {"gptq", NULL};

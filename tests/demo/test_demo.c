@@ -75,6 +75,17 @@ Test(demo, every_scheme_quantizes_and_evaluates, .timeout = 1400) {
                num(row(res, "gguf-q8_0"), "bits_per_weight"));
   json_decref(j);
 
+  /* AutoGPTQ's quantize_config.json beside the GPTQ checkpoint */
+  char qc_path[600];
+  snprintf(qc_path, sizeof qc_path, "%s/gptq-int4-g128/quantize_config.json", dir);
+  json_error_t je;
+  json_t *qc = json_load_file(qc_path, 0, &je);
+  cr_assert(qc, "%s: %s", qc_path, je.text);
+  cr_assert_eq(json_integer_value(json_object_get(qc, "bits")), 4);
+  cr_assert_eq(json_integer_value(json_object_get(qc, "group_size")), 128);
+  cr_assert_str_eq(json_string_value(json_object_get(qc, "checkpoint_format")), "gptq");
+  json_decref(qc);
+
   /* AWQ → GPTQ layout, evaluated through the GPTQ plugin: same numbers */
   j = run_json("convert '%s/awq-int4-g128' --to gptq -o '%s/awq-as-gptq' && "
                "'%s' eval '%s/awq-as-gptq' --reference '%s/float' --tokens '%s/float/eval.npy' "

@@ -24,6 +24,7 @@ typedef struct qf_session {
   qf_quantizer *q;            /* owned; destroyed by qf_session_free */
   int pre_quantized;
   char *config_json;          /* get_config_json() result after the run */
+  char *side_files_json;      /* get_side_files_json() result, or NULL */
 } qf_session;
 
 typedef struct qf_run_options {

@@ -382,6 +382,13 @@ typedef struct qf_quantizer_vtable {
   qf_status (*convert_format)(qf_quantizer *q, const qf_model *in,
                               qf_model *out, const char *target,
                               char **out_config_json, qf_error *err);
+
+  /* Optional (since 1.1). Extra JSON files the scheme's ecosystem expects
+   * beside config.json (AutoGPTQ's quantize_config.json): a JSON object
+   * {"file name": {…content…}} allocated with host->alloc, or NULL for none.
+   * Called after get_config_json when the host writes a checkpoint. */
+  qf_status (*get_side_files_json)(qf_quantizer *q, char **out_json,
+                                   qf_error *err);
 } qf_quantizer_vtable;
 
 /* ---------------------------------------------------------------- descriptor */
