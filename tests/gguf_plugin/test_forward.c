@@ -167,8 +167,9 @@ Test(forward, matmul_independent_of_threads_and_isa) {
         *y3 = malloc(sizeof(float) * m * n);
   for (int64_t i = 0; i < n * k; i++) w[i] = fw_gauss();
   for (int64_t i = 0; i < m * k; i++) x[i] = fw_gauss();
-  static const int types[] = {QF_GGUF_TYPE_Q4_0, QF_GGUF_TYPE_Q8_0, QF_GGUF_TYPE_Q4_K,
-                              QF_GGUF_TYPE_Q6_K, QF_GGUF_TYPE_F16,  QF_GGUF_TYPE_BF16};
+  static const int types[] = {QF_GGUF_TYPE_Q4_0, QF_GGUF_TYPE_Q8_0, QF_GGUF_TYPE_Q3_K,
+                              QF_GGUF_TYPE_Q4_K, QF_GGUF_TYPE_Q5_K, QF_GGUF_TYPE_Q6_K,
+                              QF_GGUF_TYPE_F16,  QF_GGUF_TYPE_BF16};
   uint8_t *wq = malloc((size_t)(n * k) * 4);
   for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
     const int t = types[i];
@@ -190,9 +191,10 @@ Test(forward, matmul_independent_of_threads_and_isa) {
 /* The eight-row AVX2 kernels: row r's float is exactly the reference's. */
 Test(forward, avx2_dot_x8_matches_scalar_bits) {
   if (!qf_gguf_cpu_avx2_supported()) cr_skip_test("no AVX2 on this CPU");
-  static const int types[] = {QF_GGUF_TYPE_Q4_0, QF_GGUF_TYPE_Q4_1,   QF_GGUF_TYPE_Q5_0,
-                              QF_GGUF_TYPE_Q5_1, QF_GGUF_TYPE_Q8_0,   QF_GGUF_TYPE_IQ4_NL,
-                              QF_GGUF_TYPE_IQ4_XS};
+  static const int types[] = {QF_GGUF_TYPE_Q4_0,   QF_GGUF_TYPE_Q4_1, QF_GGUF_TYPE_Q5_0,
+                              QF_GGUF_TYPE_Q5_1,   QF_GGUF_TYPE_Q8_0, QF_GGUF_TYPE_IQ4_NL,
+                              QF_GGUF_TYPE_IQ4_XS, QF_GGUF_TYPE_Q3_K, QF_GGUF_TYPE_Q4_K,
+                              QF_GGUF_TYPE_Q5_K,   QF_GGUF_TYPE_Q6_K};
   static const int sizes[] = {32, 96, 256, 512, 2816};
   const int rows = 8;
   float *w = malloc(sizeof(float) * rows * 2816), *x = malloc(sizeof(float) * 2816);

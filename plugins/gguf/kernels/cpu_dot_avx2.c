@@ -12,9 +12,10 @@
  * vector products are exact replicas of the scalar products). The file is
  * compiled with -ffp-contract=off and uses no FMA, so nothing is fused.
  * Weight-row layouts are ggml's block structs, read through byte offsets.
- * Eight-row variants (legacy types, IQ4_XS) dot eight weight rows with one
- * activation row, keeping each row's serial float sum in its own vector lane
- * so the reference's order is kept while the latency chains overlap.
+ * Eight-row variants (legacy types, IQ4_XS, Q3_K..Q6_K) dot eight weight
+ * rows with one activation row, sharing the activation work and keeping each
+ * row's float sums apart (a vector lane per row where the reference has one
+ * serial sum), so the reference's order is kept while the chains overlap.
  */
 #include <stdint.h>
 #include <string.h>
@@ -232,7 +233,21 @@ QF_AVX2 __attribute__((always_inline)) static inline void qf__dot_legacy8(int ki
   _mm256_storeu_ps(out, sumf);
 }
 
-/* ---- K-quants ---- */
+/* ---- K-quants ----
+ * Q3_K..Q6_K: a 256-block is eight 32-value chunks; chunk c holds 16-groups
+ * 2c (low half) and 2c+1 (high half). Levels are extracted unsigned (level +
+ * offset: 4 for Q3_K, 32 for Q6_K), bytes are paired (i, i+8) inside each
+ * group so maddubs leaves in int16 slot l of each half exactly the
+ * reference's lane-l product pair, and the offset's share (offset × paired
+ * activation sums, shared by all rows) is subtracted. Two chunks' int16
+ * results are interleaved (unpack) so one madd against their two group
+ * scales adds both into lane l's int32: the eight lane totals stay exact. */
+
+enum { K_Q3K, K_Q4K, K_Q5K, K_Q6K };
+
+#define Q8K_SZ 292
+#define Q8K_QS 4
+#define Q8K_BS 260
 
 /* Pair byte i with byte i+8 inside each 16-byte group. */
 QF_AVX2 static inline __m256i qf__pair(__m256i v) {
@@ -241,39 +256,205 @@ QF_AVX2 static inline __m256i qf__pair(__m256i v) {
   return _mm256_shuffle_epi8(v, p);
 }
 
-/* 32 levels (signed) × 32 activations → per-lane int16 sums, low half for
- * the first 16-group, high half for the second. */
-QF_AVX2 static inline __m256i qf__lanes_i8(__m256i a, __m256i q8) {
-  a = qf__pair(a);
-  q8 = qf__pair(q8);
-  return _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(q8, a));
+/* Unsigned levels (level + offset) of chunk c of one block, unpaired. */
+QF_AVX2 __attribute__((always_inline)) static inline __m256i qf__klev(int kind, const uint8_t *bx,
+                                                                      int c) {
+  const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(0x0F);
+  switch (kind) {
+    case K_Q3K: {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(bx + 32 + 32 * (c / 4)));
+      const __m256i hm = _mm256_loadu_si256((const __m256i *)bx);
+      const __m256i bit = _mm256_set1_epi8((char)(1 << c));
+      const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+      return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * (c % 4)), m3),
+                             _mm256_and_si256(set, _mm256_set1_epi8(4)));
+    }
+    case K_Q6K: {
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(bx + 64 * (c / 4) + 32 * (c % 2)));
+      const __m256i lo = c % 4 < 2 ? _mm256_and_si256(q, m4)
+                                   : _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i h = _mm256_loadu_si256((const __m256i *)(bx + 128 + 32 * (c / 4)));
+      const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(h, 2 * (c % 4)), m3);
+      return _mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4));
+    }
+    default: { /* Q4_K, Q5_K */
+      const int five = kind == K_Q5K;
+      const __m256i q = _mm256_loadu_si256((const __m256i *)(bx + (five ? 48 : 16) + 32 * (c / 2)));
+      __m256i a = c % 2 ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
+      if (five) {
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(bx + 16));
+        const __m256i bit = _mm256_set1_epi8((char)(1 << c));
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit);
+        a = _mm256_or_si256(a, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+      }
+      return a;
+    }
+  }
 }
 
-QF_AVX2 static inline __m256i qf__lanes_u8(__m256i a, __m256i q8) {
-  return _mm256_maddubs_epi16(qf__pair(a), qf__pair(q8));
+static inline void qf__scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
+  if (j < 4) {
+    *d = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
 }
 
-/* acc += lanes of group A × sa + lanes of group B × sb */
-QF_AVX2 static inline __m256i qf__lanes_acc(__m256i acc, __m256i p, int sa, int sb) {
-  __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p));
-  __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1));
-  if (sa == sb)
-    return _mm256_add_epi32(acc,
-                            _mm256_mullo_epi32(_mm256_add_epi32(lo, hi), _mm256_set1_epi32(sa)));
-  acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(lo, _mm256_set1_epi32(sa)));
-  return _mm256_add_epi32(acc, _mm256_mullo_epi32(hi, _mm256_set1_epi32(sb)));
+/* The 16 group scales of a block as int8 in both 128-bit halves; Q4_K/Q5_K
+ * also write each group's min into mn. */
+QF_AVX2 __attribute__((always_inline)) static inline __m256i qf__kscales(int kind,
+                                                                         const uint8_t *bx,
+                                                                         uint8_t mn[16]) {
+  int8_t s[16];
+  if (kind == K_Q6K)
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(bx + 192)));
+  if (kind == K_Q3K) { /* s[j] = (low 4 bits | 2 high bits << 4) - 32 */
+    uint32_t a;
+    memcpy(&a, bx + 104, 4);
+    const __m128i m4 = _mm_set1_epi8(0x0F), l8 = _mm_loadl_epi64((const __m128i *)(bx + 96));
+    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(l8, m4),
+                                          _mm_and_si128(_mm_srli_epi16(l8, 4), m4));
+    const __m128i sh = _mm_setr_epi32(0, 2, 4, 6);
+    const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)a), sh), _mm_set1_epi8(3));
+    return _mm256_broadcastsi128_si256(
+        _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32)));
+  } else {
+    for (int j = 0; j < 8; j++) {
+      int d, m;
+      qf__scale_min_k4(j, bx + 4, &d, &m);
+      s[2 * j] = s[2 * j + 1] = (int8_t)d;
+      mn[2 * j] = mn[2 * j + 1] = (uint8_t)m;
+    }
+  }
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)s));
 }
 
-QF_AVX2 static float qf__lanes_total(__m256 sums) {
-  float s[8], sumf = 0;
+/* int16 scales of chunks c, c+1 interleaved: low half (s[2c], s[2c+2]) ×4,
+ * high half (s[2c+1], s[2c+3]) ×4 (byte to the high half, then sign shift). */
+QF_AVX2 static inline __m256i qf__kscale2(__m256i sb, int c) {
+  const int lo = (int)(0x00800080u | (unsigned)(2 * c) << 8 | (unsigned)(2 * c + 2) << 24);
+  const int hi = lo + 0x01000100;
+  const __m256i ctl = _mm256_setr_epi32(lo, lo, lo, lo, hi, hi, hi, hi);
+  return _mm256_srai_epi16(_mm256_shuffle_epi8(sb, ctl), 8);
+}
+
+/* The block's paired activation chunks and, for Q3_K/Q6_K, the offsets' shares. */
+QF_AVX2 __attribute__((always_inline)) static inline void qf__kact(int kind, const uint8_t *by,
+                                                                   __m256i q8p[8], __m256i off[8]) {
+  const __m256i o = _mm256_set1_epi8(kind == K_Q3K ? 4 : 32);
+  for (int c = 0; c < 8; c++) {
+    q8p[c] = qf__pair(_mm256_loadu_si256((const __m256i *)(by + Q8K_QS + 32 * c)));
+    if (kind == K_Q3K || kind == K_Q6K) off[c] = _mm256_maddubs_epi16(o, q8p[c]);
+  }
+}
+
+/* The reference's eight int32 lane totals of one block. */
+QF_AVX2 __attribute__((always_inline)) static inline __m256i qf__klanes(int kind,
+                                                                        const uint8_t *bx,
+                                                                        const __m256i q8p[8],
+                                                                        const __m256i off[8],
+                                                                        __m256i sb) {
+  __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+  for (int c = 0; c < 8; c += 2) {
+    __m256i p0 = _mm256_maddubs_epi16(qf__pair(qf__klev(kind, bx, c)), q8p[c]);
+    __m256i p1 = _mm256_maddubs_epi16(qf__pair(qf__klev(kind, bx, c + 1)), q8p[c + 1]);
+    if (kind == K_Q3K || kind == K_Q6K) {
+      p0 = _mm256_sub_epi16(p0, off[c]);
+      p1 = _mm256_sub_epi16(p1, off[c + 1]);
+    }
+    const __m256i s = qf__kscale2(sb, c);
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(p0, p1), s));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(p0, p1), s));
+  }
+  return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                          _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+/* Q4_K/Q5_K: Σ bsums[j] · min[j/2]. */
+QF_AVX2 static inline int qf__kmins(const uint8_t *by, const uint8_t mn[16]) {
+  const __m256i b = _mm256_loadu_si256((const __m256i *)(by + Q8K_BS));
+  const __m256i m = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)mn));
+  return qf__hsum(_mm256_madd_epi16(b, m));
+}
+
+static const size_t qf__kbsz[] = {110, 144, 176, 210}, qf__kdoff[] = {108, 0, 0, 208};
+
+QF_AVX2 __attribute__((always_inline)) static inline float qf__dot_k(int kind, int n,
+                                                                     const uint8_t *x,
+                                                                     const uint8_t *y) {
+  const int nb = n / 256, mins = kind == K_Q4K || kind == K_Q5K;
+  float sumf = 0, s[8];
+  __m256 sums = _mm256_setzero_ps();
+  __m256i q8p[8], off[8];
+  uint8_t mn[16];
+  for (int i = 0; i < nb; i++) {
+    const uint8_t *bx = x + (size_t)i * qf__kbsz[kind], *by = y + (size_t)i * Q8K_SZ;
+    qf__kact(kind, by, q8p, off);
+    const __m256i acc = qf__klanes(kind, bx, q8p, off, qf__kscales(kind, bx, mn));
+    const float yd = qf__f32(by), d = qf__h2f(bx + qf__kdoff[kind]) * yd;
+    sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc)));
+    if (mins) {
+      const float dmin = qf__h2f(bx + 2) * yd;
+      sumf -= dmin * qf__kmins(by, mn);
+    }
+  }
   _mm256_storeu_ps(s, sums);
   for (int l = 0; l < 8; l++) sumf += s[l];
   return sumf;
 }
 
-#define Q8K_SZ 292
-#define Q8K_QS 4
-#define Q8K_BS 260
+/* Eight rows at once sharing the activation work; row r keeps its own lane
+ * vector and (lane r of sumf) its own min chain, in the reference's order. */
+QF_AVX2 __attribute__((always_inline)) static inline void qf__dot_k8(int kind, int n,
+                                                                     const uint8_t *x, size_t rs,
+                                                                     const uint8_t *y,
+                                                                     float *out) {
+  const int nb = n / 256, mins = kind == K_Q4K || kind == K_Q5K;
+  __m256 sums[8], sumf = _mm256_setzero_ps();
+  __m256i q8p[8], off[8];
+  uint8_t mn[16];
+  float d[8], f[8], s[8];
+  int sumi[8];
+  for (int r = 0; r < 8; r++) sums[r] = _mm256_setzero_ps();
+  for (int i = 0; i < nb; i++) {
+    const uint8_t *bx = x + (size_t)i * qf__kbsz[kind], *by = y + (size_t)i * Q8K_SZ;
+    qf__kact(kind, by, q8p, off);
+    const __m256 Y = _mm256_set1_ps(qf__f32(by));
+    _mm256_storeu_ps(d, _mm256_mul_ps(qf__h2f8(bx + qf__kdoff[kind], rs), Y));
+    for (int r = 0; r < 8; r++) {
+      const uint8_t *b = bx + (size_t)r * rs;
+      const __m256i acc = qf__klanes(kind, b, q8p, off, qf__kscales(kind, b, mn));
+      const __m256 t = _mm256_mul_ps(_mm256_set1_ps(d[r]), _mm256_cvtepi32_ps(acc));
+      sums[r] = _mm256_add_ps(sums[r], t);
+      if (mins) sumi[r] = qf__kmins(by, mn);
+    }
+    if (mins) {
+      const __m256 dmin = _mm256_mul_ps(qf__h2f8(bx + 2, rs), Y);
+      const __m256 si = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)sumi));
+      sumf = _mm256_sub_ps(sumf, _mm256_mul_ps(dmin, si));
+    }
+  }
+  _mm256_storeu_ps(f, sumf);
+  for (int r = 0; r < 8; r++) {
+    _mm256_storeu_ps(s, sums[r]);
+    for (int l = 0; l < 8; l++) f[r] += s[l];
+  }
+  memcpy(out, f, sizeof f);
+}
+
+#define QF__KQ(fn, fn8, kind)                                                                   \
+  QF_AVX2 static float fn(int n, const uint8_t *x, const uint8_t *y) {                          \
+    return qf__dot_k(kind, n, x, y);                                                            \
+  }                                                                                             \
+  QF_AVX2 static void fn8(int n, const uint8_t *x, size_t rs, const uint8_t *y, float *out) { \
+    qf__dot_k8(kind, n, x, rs, y, out);                                                         \
+  }
+QF__KQ(qf__dot_q3_K, qf__dot8_q3_K, K_Q3K)
+QF__KQ(qf__dot_q4_K, qf__dot8_q4_K, K_Q4K)
+QF__KQ(qf__dot_q5_K, qf__dot8_q5_K, K_Q5K)
+QF__KQ(qf__dot_q6_K, qf__dot8_q6_K, K_Q6K)
 
 QF_AVX2 static float qf__dot_q2_K(int n, const uint8_t *x, const uint8_t *y) {
   const int nb = n / 256;
@@ -305,125 +486,6 @@ QF_AVX2 static float qf__dot_q2_K(int n, const uint8_t *x, const uint8_t *y) {
     sumf += dall * isum - dmin * summs;
   }
   return sumf;
-}
-
-QF_AVX2 static float qf__dot_q3_K(int n, const uint8_t *x, const uint8_t *y) {
-  const int nb = n / 256;
-  __m256 sums = _mm256_setzero_ps();
-  const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
-  for (int i = 0; i < nb; i++) {
-    const uint8_t *bx = x + (size_t)i * 110, *by = y + (size_t)i * Q8K_SZ;
-    const uint8_t *hm = bx, *qs = bx + 32, *s12 = bx + 96;
-    const int8_t *q8 = (const int8_t *)(by + Q8K_QS);
-    int scales[16];
-    for (int j = 0; j < 16; j++) {
-      const int lo = j < 8 ? s12[j] & 0xF : s12[j - 8] >> 4;
-      const int hi = (s12[8 + j % 4] >> (2 * (j / 4))) & 3;
-      scales[j] = (lo | (hi << 4)) - 32;
-    }
-    const __m256i hmv = _mm256_loadu_si256((const __m256i *)hm);
-    __m256i acc = _mm256_setzero_si256();
-    for (int j = 0; j < 2; j++) {
-      const __m256i q3v = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-      for (int s = 0; s < 4; s++) {
-        const int c = 4 * j + s;
-        __m256i lo2 = _mm256_and_si256(_mm256_srli_epi16(q3v, 2 * s), m3);
-        __m256i clear =
-            _mm256_cmpeq_epi8(_mm256_and_si256(hmv, _mm256_set1_epi8((char)(1 << c))), zero);
-        __m256i a = _mm256_sub_epi8(lo2, _mm256_and_si256(clear, four));
-        __m256i q8v = _mm256_loadu_si256((const __m256i *)(q8 + 32 * c));
-        acc = qf__lanes_acc(acc, qf__lanes_i8(a, q8v), scales[2 * c], scales[2 * c + 1]);
-      }
-    }
-    const float d = qf__h2f(bx + 108) * qf__f32(by);
-    sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc)));
-  }
-  return qf__lanes_total(sums);
-}
-
-static inline void qf__scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
-  if (j < 4) {
-    *d = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
-/* Q4_K (five = 0) and Q5_K (five = 1). */
-QF_AVX2 static float qf__dot_k45(int n, const uint8_t *x, const uint8_t *y, int five) {
-  const int nb = n / 256;
-  const size_t bsz = five ? 176 : 144;
-  float sumf = 0;
-  __m256 sums = _mm256_setzero_ps();
-  const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-  for (int i = 0; i < nb; i++) {
-    const uint8_t *bx = x + (size_t)i * bsz, *by = y + (size_t)i * Q8K_SZ;
-    const uint8_t *s12 = bx + 4, *qh = bx + 16, *q4 = bx + (five ? 48 : 16);
-    const int8_t *q8 = (const int8_t *)(by + Q8K_QS);
-    int sc[8], mn[8];
-    for (int j = 0; j < 8; j++) qf__scale_min_k4(j, s12, &sc[j], &mn[j]);
-    int sumi = 0;
-    for (int j = 0; j < 16; j++) sumi += qf__i16(by + Q8K_BS + 2 * j) * mn[j / 2];
-    const __m256i qhv = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    __m256i acc = _mm256_setzero_si256();
-    for (int c = 0; c < 4; c++) {
-      const __m256i q4v = _mm256_loadu_si256((const __m256i *)(q4 + 32 * c));
-      for (int h = 0; h < 2; h++) {
-        const int ch = 2 * c + h;
-        __m256i a = h ? _mm256_and_si256(_mm256_srli_epi16(q4v, 4), m4) : _mm256_and_si256(q4v, m4);
-        if (five) {
-          const __m256i bit = _mm256_set1_epi8((char)(1 << ch));
-          __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qhv, bit), bit);
-          a = _mm256_or_si256(a, _mm256_and_si256(set, sixteen));
-        }
-        __m256i q8v = _mm256_loadu_si256((const __m256i *)(q8 + 32 * ch));
-        acc = qf__lanes_acc(acc, qf__lanes_u8(a, q8v), sc[ch], sc[ch]);
-      }
-    }
-    const float yd = qf__f32(by);
-    const float d = qf__h2f(bx) * yd;
-    sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc)));
-    const float dmin = qf__h2f(bx + 2) * yd;
-    sumf -= dmin * sumi;
-  }
-  float s[8];
-  _mm256_storeu_ps(s, sums);
-  for (int l = 0; l < 8; l++) sumf += s[l];
-  return sumf;
-}
-
-QF_AVX2 static float qf__dot_q6_K(int n, const uint8_t *x, const uint8_t *y) {
-  const int nb = n / 256;
-  __m256 sums = _mm256_setzero_ps();
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
-  for (int i = 0; i < nb; i++) {
-    const uint8_t *bx = x + (size_t)i * 210, *by = y + (size_t)i * Q8K_SZ;
-    const int8_t *scales = (const int8_t *)(bx + 192);
-    const int8_t *q8 = (const int8_t *)(by + Q8K_QS);
-    __m256i acc = _mm256_setzero_si256();
-    for (int jh = 0; jh < 2; jh++) {
-      const uint8_t *ql = bx + 64 * jh, *qh = bx + 128 + 32 * jh;
-      const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
-      const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
-      const __m256i hv = _mm256_loadu_si256((const __m256i *)qh);
-      for (int k = 0; k < 4; k++) {
-        const __m256i lo = k == 0   ? _mm256_and_si256(qa, m4)
-                           : k == 1 ? _mm256_and_si256(qb, m4)
-                           : k == 2 ? _mm256_and_si256(_mm256_srli_epi16(qa, 4), m4)
-                                    : _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
-        const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * k), m3);
-        __m256i a = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi2, 4)), m32);
-        const int ch = 4 * jh + k;
-        __m256i q8v = _mm256_loadu_si256((const __m256i *)(q8 + 32 * ch));
-        acc = qf__lanes_acc(acc, qf__lanes_i8(a, q8v), scales[2 * ch], scales[2 * ch + 1]);
-      }
-    }
-    const float d = qf__h2f(bx + 208) * qf__f32(by);
-    sums = _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(acc)));
-  }
-  return qf__lanes_total(sums);
 }
 
 QF_AVX2 static float qf__dot_iq4_xs(int n, const uint8_t *x, const uint8_t *y) {
@@ -527,6 +589,18 @@ int qf_gguf_dot_avx2_x8(int type, int n, const void *vx, size_t row_stride, cons
     case QF_GGUF_TYPE_IQ4_XS:
       qf__dot_iq4_xs8(n, x, row_stride, y, out);
       return 0;
+    case QF_GGUF_TYPE_Q3_K:
+      qf__dot8_q3_K(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_Q4_K:
+      qf__dot8_q4_K(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_Q5_K:
+      qf__dot8_q5_K(n, x, row_stride, y, out);
+      return 0;
+    case QF_GGUF_TYPE_Q6_K:
+      qf__dot8_q6_K(n, x, row_stride, y, out);
+      return 0;
     default:
       return -1;
   }
@@ -571,10 +645,10 @@ int qf_gguf_dot_avx2(int type, int n, const void *vx, const void *vy, float *out
       *out = qf__dot_q3_K(n, x, y);
       return 0;
     case QF_GGUF_TYPE_Q4_K:
-      *out = qf__dot_k45(n, x, y, 0);
+      *out = qf__dot_q4_K(n, x, y);
       return 0;
     case QF_GGUF_TYPE_Q5_K:
-      *out = qf__dot_k45(n, x, y, 1);
+      *out = qf__dot_q5_K(n, x, y);
       return 0;
     case QF_GGUF_TYPE_Q6_K:
       *out = qf__dot_q6_K(n, x, y);
