@@ -6,6 +6,8 @@
  * or the whole block — with float weights except for trial weights given as
  * overrides, plus the mean squared error of such a trial against the float
  * output (cached per block and part), which is AWQ's scale-search loss.
+ * The ABI ops at the end expose these to plugins (calib_inputs,
+ * calib_part_forward, calib_block_forward = the BLOCK part).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,6 +17,12 @@
 #include "capture_internal.h"
 
 #define OP "calibration"
+
+/* calib_part_forward's parts are the capture's. */
+_Static_assert(QF_CALIB_PART_ATTN == (int)QF_CAPTURE_PART_ATTN &&
+                   QF_CALIB_PART_MLP == (int)QF_CAPTURE_PART_MLP &&
+                   QF_CALIB_PART_BLOCK == (int)QF_CAPTURE_PART_BLOCK,
+               "QF_CALIB_PART_* must match qf_capture_part");
 
 qf_status qf_capture_inputs(qf_capture *c, int layer, qf_rt_site site,
                             const float **x, int64_t *T, int64_t *K,
@@ -266,15 +274,19 @@ static qf_status to_f32(const DLTensor *t, const char *name, int64_t want,
   return QF_OK;
 }
 
-qf_status qf__cap_op_block_forward(void *impl, const char *name,
-                                   const char *const *names,
-                                   const DLTensor *weights, size_t n,
-                                   float *out, qf_error *err) {
+qf_status qf__cap_op_part_forward(void *impl, const char *name, int part,
+                                  const char *const *names,
+                                  const DLTensor *weights, size_t n,
+                                  float *out, qf_error *err) {
   qf_capture *c = impl;
   int layer = qf__rt_name_layer(name);
+  if (part < QF_CALIB_PART_ATTN || part > QF_CALIB_PART_BLOCK)
+    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, OP,
+                     "calib_part_forward: part %d is not QF_CALIB_PART_ATTN, "
+                     "_MLP or _BLOCK (0..2)", part);
   if (layer < 0 || !out || (n && (!names || !weights)))
     return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, OP,
-                     "calib_block_forward needs a block tensor name ('%s'), "
+                     "calib_part_forward needs a block tensor name ('%s'), "
                      "trial tensors and an output", name ? name : "(null)");
   qf_rt_override *ov = calloc(n ? n : 1, sizeof *ov);
   float **bufs = calloc(n ? n : 1, sizeof *bufs);
@@ -293,10 +305,18 @@ qf_status qf__cap_op_block_forward(void *impl, const char *name,
     ov[i].w = bufs[i];
   }
   if (!st)
-    st = qf_capture_part_forward(c, layer, QF_CAPTURE_PART_BLOCK, ov, n, out,
+    st = qf_capture_part_forward(c, layer, (qf_capture_part)part, ov, n, out,
                                  err);
   for (size_t i = 0; bufs && i < n; i++) free(bufs[i]);
   free(bufs);
   free(ov);
   return st;
+}
+
+qf_status qf__cap_op_block_forward(void *impl, const char *name,
+                                   const char *const *names,
+                                   const DLTensor *weights, size_t n,
+                                   float *out, qf_error *err) {
+  return qf__cap_op_part_forward(impl, name, QF_CALIB_PART_BLOCK, names,
+                                 weights, n, out, err);
 }

@@ -361,7 +361,8 @@ static const qf__calib_ops k_capture_ops = {
     .destroy = cap_destroy,
     .inputs = qf__cap_op_inputs,
     .block_forward = qf__cap_op_block_forward,
-    .block_shape = qf__cap_op_block_shape};
+    .block_shape = qf__cap_op_block_shape,
+    .part_forward = qf__cap_op_part_forward};
 
 qf_status qf_calib_new_capture(qf_capture *c, qf_calib **out, qf_error *err) {
   if (!c || !out) {

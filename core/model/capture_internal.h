@@ -55,6 +55,10 @@ qf_status qf__cap_op_block_forward(void *impl, const char *name,
                                    const char *const *names,
                                    const DLTensor *weights, size_t n,
                                    float *out, qf_error *err);
+qf_status qf__cap_op_part_forward(void *impl, const char *name, int part,
+                                  const char *const *names,
+                                  const DLTensor *weights, size_t n,
+                                  float *out, qf_error *err);
 qf_status qf__cap_op_block_shape(void *impl, const char *name,
                                  int64_t *tokens, int64_t *hidden,
                                  qf_error *err);

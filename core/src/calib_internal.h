@@ -25,6 +25,10 @@ typedef struct qf__calib_ops {
                              size_t n, float *out, qf_error *err);
   qf_status (*block_shape)(void *impl, const char *name, int64_t *tokens,
                            int64_t *hidden, qf_error *err);
+  /* See qf_host.calib_part_forward (part is a QF_CALIB_PART_*). */
+  qf_status (*part_forward)(void *impl, const char *name, int part,
+                            const char *const *names, const DLTensor *weights,
+                            size_t n, float *out, qf_error *err);
 } qf__calib_ops;
 
 struct qf_calib {

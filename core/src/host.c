@@ -136,6 +136,14 @@ static qf_status qf__host_calib_block_shape(qf_calib *c, const char *name, int64
   return c->ops->block_shape(c->impl, name, tokens, hidden, err);
 }
 
+static qf_status qf__host_calib_part_forward(qf_calib *c, const char *name, int part,
+                                             const char *const *names,
+                                             const DLTensor *weights, size_t n, float *out,
+                                             qf_error *err) {
+  QF__CALIB_NEEDS(c, part_forward, "calib_part_forward");
+  return c->ops->part_forward(c->impl, name, part, names, weights, n, out, err);
+}
+
 static pthread_mutex_t qf__metric_lock = PTHREAD_MUTEX_INITIALIZER;
 static qf_metric_sink_fn qf__metric_sink;
 static void *qf__metric_user;
@@ -194,6 +202,7 @@ static const qf_host qf__host = {
     .calib_block_forward = qf__host_calib_block_forward,
     .calib_block_shape = qf__host_calib_block_shape,
     .report_metric = qf__host_report_metric,
+    .calib_part_forward = qf__host_calib_part_forward,
 };
 
 const qf_host *qf_host_table(void) { return &qf__host; }

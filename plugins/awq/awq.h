@@ -280,9 +280,13 @@ typedef struct qf_awq_block {
 } qf_awq_block;
 
 /* Access to the calibration of this block. `inputs` gives the captured
- * inputs of a linear (borrowed until the next call of either callback);
+ * inputs of a linear (borrowed until the next call of any callback);
  * `block_forward` runs the float block with the `n` listed linears
- * replaced by trial weights (n = 0: the float block) into out (out_len). */
+ * replaced by trial weights (n = 0: the float block) into out (out_len).
+ * `part_forward` (optional, NULL = score groups 1 and 3 on block_forward)
+ * does the same for one part of the block, QF_CALIB_PART_ATTN (self-attention
+ * output from the q/k/v inputs) or QF_CALIB_PART_MLP (MLP output from the
+ * gate/up inputs), also tokens × hidden = out_len. */
 typedef struct qf_awq_block_io {
   void *ctx;
   qf_status (*inputs)(void *ctx, int linear, const float **x, int64_t *tokens,
@@ -290,6 +294,8 @@ typedef struct qf_awq_block_io {
   qf_status (*block_forward)(void *ctx, const int *linears,
                              const float *const *w, int n, float *out);
   int64_t out_len;
+  qf_status (*part_forward)(void *ctx, int part, const int *linears,
+                            const float *const *w, int n, float *out);
 } qf_awq_block_io;
 
 typedef struct qf_awq_block_opts {

@@ -4,10 +4,10 @@
  * the model behind callbacks so the driver stays a pure function:
  *
  *   group  prev op                  scaled linears   loss measured on
- *   1      input_layernorm          q, k, v          the block output
+ *   1      input_layernorm          q, k, v          self_attn's output
  *   2      v_proj (rows)            o                o_proj itself   (MHA only:
  *                                                    v.shape == o.shape)
- *   3      post_attention_layernorm gate, up         the block output
+ *   3      post_attention_layernorm gate, up         the MLP's output
  *   4      up_proj (rows)           down             down_proj itself
  *
  * All four scale vectors are searched against the original block, then
@@ -21,12 +21,14 @@
  * Linears marked keep[] (left in float) take no part: a group runs only
  * when its previous op and its scaled linears are all quantized.
  *
- * Deviation: AutoAWQ measures group 1 on self_attn's output and group 3 on
- * the MLP's; the host runs whole blocks, so both use the block output. For
- * group 3 that is the same error (the residual stream before the MLP does
- * not depend on gate/up); for group 1 the error also passes through the
- * float MLP. Captured inputs are borrowed only between two callback calls,
- * so each is reduced (mean |x|, sampled rows) before the next call.
+ * Groups 1 and 3 are scored exactly as AutoAWQ does, on the part's output
+ * against the float part (io->part_forward, the host's calib_part_forward).
+ * Fallback for a host without part forwards (io->part_forward NULL): both
+ * use the whole block's output. For group 3 that is the same error (the
+ * residual stream before the MLP does not depend on gate/up); for group 1
+ * the error also passes through the float MLP. Captured inputs are borrowed
+ * only between two callback calls, so each is reduced (mean |x|, sampled
+ * rows) before the next call.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -91,18 +93,26 @@ static qf_status site_read(const qf_awq_block_io *io, int linear,
   return QF_OK;
 }
 
-/* forward through the host's block with trial weights for `linears`. */
+/* forward through the host's block part (or whole block, part < 0) with
+ * trial weights for `linears`. */
 typedef struct block_fwd {
   const qf_awq_block_io *io;
   const int *linears;
+  int part;
 } block_fwd;
+
+static qf_status fwd_run(const block_fwd *b, const int *linears, const float *const *w, int n,
+                         float *out) {
+  if (b->part < 0) return b->io->block_forward(b->io->ctx, linears, w, n, out);
+  return b->io->part_forward(b->io->ctx, b->part, linears, w, n, out);
+}
 
 static qf_status block_forward(void *ctx, int n_layers, const float *const *trial_w,
                                const float *scales, int r, float *out) {
   (void)scales;
   block_fwd *b = ctx;
-  if (r < 0) return b->io->block_forward(b->io->ctx, NULL, NULL, 0, out);
-  return b->io->block_forward(b->io->ctx, b->linears, trial_w, n_layers, out);
+  if (r < 0) return fwd_run(b, NULL, NULL, 0, out);
+  return fwd_run(b, b->linears, trial_w, n_layers, out);
 }
 
 static qf_status search(qf_awq_block *b, const qf_awq_block_opts *o, const int *lin, int n,
@@ -190,13 +200,16 @@ qf_status qf_awq_block_run(qf_awq_block *b, const qf_awq_block_io *io,
   qf_status st = s1 && s2 && s3 && s4 && ref ? QF_OK : QF_ERR_NO_MEMORY;
   const int qkv[3] = {QF_AWQ_Q, QF_AWQ_K, QF_AWQ_V}, gu[2] = {QF_AWQ_GATE, QF_AWQ_UP};
   const int lo[1] = {QF_AWQ_O}, ld[1] = {QF_AWQ_DOWN};
-  block_fwd f1 = {io, qkv}, f3 = {io, gu};
+  const int parts = io->part_forward != NULL;
+  block_fwd f1 = {io, qkv, parts ? QF_CALIB_PART_ATTN : -1};
+  block_fwd f3 = {io, gu, parts ? QF_CALIB_PART_MLP : -1};
   const float *x = NULL;
   int64_t rows1[1];
 
-  /* group 1: input_layernorm -> q, k, v (block output as the loss) */
+  /* group 1: input_layernorm -> q, k, v (self_attn output as the loss; the
+   * float reference is the same forward without trial weights) */
   if (st == QF_OK) st = site_read(io, QF_AWQ_Q, o, &sq, NULL);
-  if (st == QF_OK && (run1 || run3)) st = io->block_forward(io->ctx, NULL, NULL, 0, ref);
+  if (st == QF_OK && (run1 || (run3 && !parts))) st = fwd_run(&f1, NULL, NULL, 0, ref);
   if (st == QF_OK && run1)
     st = search(b, o, qkv, 3, sq.x_mean, block_forward, &f1, io->out_len, ref, s1, 0);
   /* group 2: v_proj -> o_proj, o_proj itself as the module */
@@ -206,8 +219,9 @@ qf_status qf_awq_block_run(qf_awq_block *b, const qf_awq_block_io *io,
     qf_awq_linear_ctx lc = {x, so.t, ko, rows1};
     st = search(b, o, lo, 1, so.x_mean, qf_awq_forward_linears, &lc, so.t * h, NULL, s2, 1);
   }
-  /* group 3: post_attention_layernorm -> gate, up (block output) */
+  /* group 3: post_attention_layernorm -> gate, up (MLP output) */
   if (st == QF_OK) st = site_read(io, QF_AWQ_GATE, o, &sg, NULL);
+  if (st == QF_OK && run3 && parts) st = fwd_run(&f3, NULL, NULL, 0, ref);
   if (st == QF_OK && run3)
     st = search(b, o, gu, 2, sg.x_mean, block_forward, &f3, io->out_len, ref, s3, 2);
   /* group 4: up_proj -> down_proj, down_proj itself */

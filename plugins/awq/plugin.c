@@ -6,13 +6,15 @@
  * the algorithm and formats live in qf_awq_core.
  *
  * Calibration (see plugin_calib.c): with ABI 1.1's model calibration
- * (calib_inputs + calib_block_forward) whole decoder blocks get AWQ — the
- * activation-aware scale search folded into the norms / v_proj / up_proj,
- * then the clip search — and the rescaled norms replace the originals (the
- * plugin claims them in param_needs_quantization). Without it a linear is
- * taken as final ("given scales") and gets the clip search from its inputs
- * or from a calibration Hessian (calib_hessian, ∝ XᵀX) when either is
- * available, AutoAWQ round-to-nearest with zero point otherwise (raw mode).
+ * (calib_inputs + calib_block_forward, plus calib_part_forward so q/k/v and
+ * gate/up are scored on the attention / MLP output as in AutoAWQ) whole
+ * decoder blocks get AWQ — the activation-aware scale search folded into
+ * the norms / v_proj / up_proj, then the clip search — and the rescaled
+ * norms replace the originals (the plugin claims them in
+ * param_needs_quantization). Without it a linear is taken as final ("given
+ * scales") and gets the clip search from its inputs or from a calibration
+ * Hessian (calib_hessian, ∝ XᵀX) when either is available, AutoAWQ
+ * round-to-nearest with zero point otherwise (raw mode).
  * AWQ captures block i+1's input from the float block i, so the descriptor
  * does not ask for QF_CAP_CALIB_SEQUENTIAL_QUANTIZED.
  *

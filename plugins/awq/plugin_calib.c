@@ -1,14 +1,17 @@
 /*
  * The AWQ plugin's write side with calibration. Two ways in:
  *
- *  - Block level (ABI 1.1: calib_inputs + calib_block_forward). The first
- *    claimed tensor of a Llama-family decoder block (its input_layernorm in
- *    the host's forward order) runs the whole block through
- *    qf_awq_block_run — scale search of the four groups against the float
- *    block, folding into the norms / v_proj / up_proj, clip search — and
- *    emits every tensor AWQ changes: the seven quantized linears and the
- *    rescaled norms (and v_proj / up_proj / norm biases when present), in the
- *    dtype they came in. Later calls for that block find it done.
+ *  - Block level (ABI 1.1: calib_inputs + calib_block_forward, and
+ *    calib_part_forward when the host has it). The first claimed tensor of a
+ *    Llama-family decoder block (its input_layernorm in the host's forward
+ *    order) runs the whole block through qf_awq_block_run — scale search of
+ *    the four groups, q/k/v scored on the self-attention output and gate/up
+ *    on the MLP output as AutoAWQ does (on the whole block's output when the
+ *    host has no calib_part_forward), folding into the norms / v_proj /
+ *    up_proj, clip search — and emits every tensor AWQ changes: the seven
+ *    quantized linears and the rescaled norms (and v_proj / up_proj / norm
+ *    biases when present), in the dtype they came in. Later calls for that
+ *    block find it done.
  *  - Per tensor (no block calibration, a block AWQ cannot handle, raw mode):
  *    the clip search from the linear's captured inputs (calib_inputs) or from
  *    a Gram matrix (calib_hessian), else AutoAWQ round-to-nearest with zero
@@ -218,9 +221,9 @@ static qf_status bio_inputs(void *vctx, int linear, const float **x, int64_t *t,
   return st;
 }
 
-static qf_status bio_forward(void *vctx, const int *linears, const float *const *w, int n,
-                             float *out) {
-  block_ctx *c = vctx;
+/* part < 0: calib_block_forward, else calib_part_forward(part). */
+static qf_status bio_run(block_ctx *c, int part, const int *linears, const float *const *w,
+                         int n, float *out) {
   DLTensor ts[QF_AWQ_N_LINEAR];
   const char *nm[QF_AWQ_N_LINEAR];
   int64_t shapes[QF_AWQ_N_LINEAR][2];
@@ -230,10 +233,23 @@ static qf_status bio_forward(void *vctx, const int *linears, const float *const 
     shapes[i][1] = c->cols[linears[i]];
     ts[i] = qf_cpu_tensor((void *)w[i], qf_dl_dtype(kDLFloat, 32), 2, shapes[i]);
   }
+  const qf_host *h = c->q->host;
   qf_status st =
-      c->q->host->calib_block_forward(c->calib, c->names[0], nm, ts, (size_t)n, out, c->err);
+      part < 0 ? h->calib_block_forward(c->calib, c->names[0], nm, ts, (size_t)n, out, c->err)
+               : h->calib_part_forward(c->calib, c->names[0], part, nm, ts, (size_t)n, out,
+                                       c->err);
   if (st != QF_OK) c->failed = 1;
   return st;
+}
+
+static qf_status bio_forward(void *vctx, const int *linears, const float *const *w, int n,
+                             float *out) {
+  return bio_run(vctx, -1, linears, w, n, out);
+}
+
+static qf_status bio_part_forward(void *vctx, int part, const int *linears,
+                                  const float *const *w, int n, float *out) {
+  return bio_run(vctx, part, linears, w, n, out);
 }
 
 /* A float32 copy of a block tensor, or NULL (absent / not float / 2-D
@@ -317,7 +333,11 @@ qf_status qf__awq_run_block(qf_quantizer *q, qf_model *model,
              (av[5] && aux[5].tensor.shape[0] != b.rows[QF_AWQ_UP])))
     ok = 0;
   if (ok) {
-    qf_awq_block_io io = {&c, bio_inputs, bio_forward, tokens * hidden};
+    /* AutoAWQ's losses (self_attn / MLP output) when the host runs block
+     * parts, else the whole block's output (see block.c) */
+    const int parts = QF_HAS_FIELD(h, qf_host, calib_part_forward) && h->calib_part_forward;
+    qf_awq_block_io io = {&c, bio_inputs, bio_forward, tokens * hidden,
+                          parts ? bio_part_forward : NULL};
     qf_awq_block_opts o = qf_awq_block_opts_default();
     o.group_size = q->cfg.group_size;
     o.duo_scaling = q->cfg.duo_scaling;

@@ -89,7 +89,7 @@ Test(awq_block, folding_preserves_the_float_block) {
   toy_io io;
   qf_awq_block b;
   setup(&tb, &io, &b, 64);
-  qf_awq_block_io bio = {&io, io_inputs, io_forward, tb.t * tb.h};
+  qf_awq_block_io bio = {&io, io_inputs, io_forward, tb.t * tb.h, NULL};
   qf_awq_block_opts o = opts(0);
   cr_assert_eq(qf_awq_block_run(&b, &bio, &o), QF_OK);
   cr_assert(b.scaled_vo);
@@ -134,7 +134,7 @@ Test(awq_block, quantized_block_beats_rtn) {
   toy_io io;
   qf_awq_block b;
   setup(&tb, &io, &b, 64);
-  qf_awq_block_io bio = {&io, io_inputs, io_forward, tb.t * tb.h};
+  qf_awq_block_io bio = {&io, io_inputs, io_forward, tb.t * tb.h, NULL};
   qf_awq_block_opts o = opts(1);
   const double rtn = quantized_mse(&tb, tb.w, NULL, NULL, 32);
   cr_assert_eq(qf_awq_block_run(&b, &bio, &o), QF_OK);
@@ -150,7 +150,7 @@ Test(awq_block, gqa_skips_v_to_o_and_errors_propagate) {
   toy_io io;
   qf_awq_block b;
   setup(&tb, &io, &b, 32); /* v: [32, 64], o: [64, 32] */
-  qf_awq_block_io bio = {&io, io_inputs, io_forward, tb.t * tb.h};
+  qf_awq_block_io bio = {&io, io_inputs, io_forward, tb.t * tb.h, NULL};
   qf_awq_block_opts o = opts(1);
   cr_assert_eq(qf_awq_block_run(&b, &bio, &o), QF_OK);
   cr_assert(!b.scaled_vo);

@@ -451,7 +451,7 @@ Test(awq_plugin, block_calibration) {
   memcpy(b.ln1, tb.ln1, 64 * 4);
   memcpy(b.ln2, tb.ln2, 64 * 4);
   (void)tb2;
-  qf_awq_block_io bio = {&calib, core_inputs, core_forward, tb.t * tb.h};
+  qf_awq_block_io bio = {&calib, core_inputs, core_forward, tb.t * tb.h, NULL};
   qf_awq_block_opts bo = qf_awq_block_opts_default();
   bo.group_size = 32;
   cr_assert_eq(qf_awq_block_run(&b, &bio, &bo), QF_OK);

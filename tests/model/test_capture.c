@@ -5,7 +5,9 @@
  * walk feeding block i+1 with the outputs of the "quantized" block i (a fake
  * quantizer that perturbs weights through the linear hook) in GPTQ mode and
  * with float outputs in AWQ mode; true-sequential o_proj inputs; AWQ input
- * features and block-part forwards with trial weights; the qf_calib wrapper.
+ * features and block-part forwards with trial weights; the qf_calib wrapper
+ * and its ABI part forward (qf_host.calib_part_forward) against parts
+ * computed independently.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "model_test_util.h"
+#include "qforge/plugin_util.h"
 
 #define NSEQ 3
 static const int64_t k_lens[NSEQ] = {10, 10, 7};
@@ -353,5 +356,145 @@ Test(capture, awq_inputs_and_part_forwards) {
   free(w2);
   free(y);
   free(xb);
+  free_fixture(&f);
+}
+
+/* y[M, N] = x[M, K] · wᵀ in float64 (w is [N, K]). */
+static void matmul_t64(const float *x, const float *w, int64_t M, int64_t K,
+                       int64_t N, double *y) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double s = 0;
+      for (int64_t k = 0; k < K; k++) s += (double)x[i * K + k] * w[j * K + k];
+      y[i * N + j] = s;
+    }
+}
+
+static const float *weight(qf_rt_model *m, const char *name) {
+  const float *w;
+  int64_t n;
+  qf_error err = {.struct_size = sizeof err};
+  cr_assert_eq(qf_rt_tensor_f32(m, name, &w, &n, &err), QF_OK, "%s", err.message);
+  return w;
+}
+
+/* max |a - b| <= tol · max |b| */
+static void expect_close(const float *a, const double *b, size_t n, double tol,
+                         const char *what) {
+  double d = mt_rel_maxdiff(a, b, n);
+  cr_expect_lt(d, tol, "%s differs by %g (relative)", what, d);
+}
+
+static int same(const float *a, const float *b, size_t n) {
+  return !memcmp(a, b, n * sizeof(float));
+}
+
+Test(capture, abi_part_forward) {
+  fixture f;
+  make_fixture(&f, 9);
+  const qf_rt_config *c = qf_rt_get_config(f.m);
+  const int64_t H = c->hidden, I = c->intermediate, T = f.T;
+  const int64_t QD = c->n_heads * c->head_dim;
+  const size_t n_out = (size_t)(T * H);
+  qf_capture *cap;
+  qf_capture_options o;
+  qf_capture_options_default(&o);
+  o.mode = QF_CAPTURE_FLOAT;
+  o.batch_size = 2;
+  qf_error err = {.struct_size = sizeof err};
+  cr_assert_eq(qf_capture_new(f.m, f.tok, &o, &cap, &err), QF_OK);
+  qf_calib *calib;
+  cr_assert_eq(qf_calib_new_capture(cap, &calib, &err), QF_OK);
+  const qf_host *h = qf_host_table();
+  cr_assert(QF_HAS_FIELD(h, qf_host, calib_part_forward) && h->calib_part_forward);
+  const char *anchor = "model.layers.1.input_layernorm.weight";
+
+  /* independent float parts of block 1 */
+  double *ref[3];
+  for (int p = 0; p < 3; p++) ref[p] = malloc(n_out * sizeof(double));
+  float *xo = explicit_inputs(f.m, f.tok, 1, QF_RT_SITE_O_IN, QD);
+  matmul_t64(xo, weight(f.m, "model.layers.1.self_attn.o_proj.weight"), T, QD, H,
+             ref[QF_CALIB_PART_ATTN]);
+  float *xm = explicit_inputs(f.m, f.tok, 1, QF_RT_SITE_MLP_IN, H);
+  double *g = malloc((size_t)(T * I) * sizeof(double));
+  double *u = malloc((size_t)(T * I) * sizeof(double));
+  matmul_t64(xm, weight(f.m, "model.layers.1.mlp.gate_proj.weight"), T, H, I, g);
+  matmul_t64(xm, weight(f.m, "model.layers.1.mlp.up_proj.weight"), T, H, I, u);
+  float *act = malloc((size_t)(T * I) * sizeof(float));
+  for (int64_t i = 0; i < T * I; i++)
+    act[i] = (float)(g[i] / (1.0 + exp(-g[i])) * u[i]);
+  matmul_t64(act, weight(f.m, "model.layers.1.mlp.down_proj.weight"), T, I, H,
+             ref[QF_CALIB_PART_MLP]);
+  float *xb = malloc(n_out * sizeof(float));
+  for (int64_t s = 0; s < NSEQ; s++) {
+    int64_t off = f.tok->offsets[s], L = k_lens[s];
+    cr_assert_eq(qf_rt_embed(f.m, f.tok->ids + off, L, xb + off * H, &err), QF_OK);
+    for (int l = 0; l < 2; l++)
+      cr_assert_eq(qf_rt_block(f.m, l, xb + off * H, 1, L, NULL, &err), QF_OK);
+  }
+  for (size_t i = 0; i < n_out; i++) ref[QF_CALIB_PART_BLOCK][i] = xb[i];
+
+  /* n = 0: the float parts */
+  float *y[3], *yt = malloc(n_out * sizeof(float));
+  static const char *const what[3] = {"attention", "MLP", "block"};
+  for (int p = 0; p < 3; p++) {
+    y[p] = malloc(n_out * sizeof(float));
+    cr_assert_eq(h->calib_part_forward(calib, anchor, p, NULL, NULL, 0, y[p], &err), QF_OK,
+                 "%s", err.message);
+    expect_close(y[p], ref[p], n_out, 1e-5, what[p]);
+  }
+  /* calib_block_forward is the BLOCK part */
+  cr_assert_eq(h->calib_block_forward(calib, anchor, NULL, NULL, 0, yt, &err), QF_OK);
+  cr_expect(same(yt, y[QF_CALIB_PART_BLOCK], n_out));
+
+  /* a trial weight moves its own part (and the block) only */
+  static const char *const trial[2] = {"model.layers.1.self_attn.v_proj.weight",
+                                       "model.layers.1.mlp.up_proj.weight"};
+  for (int t = 0; t < 2; t++) {
+    int64_t rows = t ? I : c->n_kv_heads * c->head_dim;
+    const float *w0 = weight(f.m, trial[t]);
+    float *wt = malloc((size_t)(rows * H) * sizeof(float));
+    for (int64_t i = 0; i < rows * H; i++) wt[i] = 0.8f * w0[i];
+    int64_t shape[2] = {rows, H};
+    DLTensor dt = qf_cpu_tensor(wt, qf_dl_dtype(kDLFloat, 32), 2, shape);
+    for (int p = 0; p < 3; p++) {
+      cr_assert_eq(h->calib_part_forward(calib, anchor, p, &trial[t], &dt, 1, yt, &err), QF_OK,
+                   "%s", err.message);
+      int own = p == QF_CALIB_PART_BLOCK || p == (t ? QF_CALIB_PART_MLP : QF_CALIB_PART_ATTN);
+      if (own)
+        cr_expect(!same(yt, y[p], n_out), "%s trial must change the %s", trial[t], what[p]);
+      else
+        cr_expect(same(yt, y[p], n_out), "%s trial must not change the %s", trial[t], what[p]);
+    }
+    free(wt);
+  }
+
+  /* bad part, trial from another block, no model calibration */
+  cr_expect_eq(h->calib_part_forward(calib, anchor, 3, NULL, NULL, 0, yt, &err),
+               QF_ERR_INVALID_ARGUMENT);
+  const char *other = "model.layers.0.mlp.up_proj.weight";
+  int64_t shape[2] = {I, H};
+  DLTensor dt = qf_cpu_tensor(act, qf_dl_dtype(kDLFloat, 32), 2, shape);
+  cr_expect_eq(h->calib_part_forward(calib, anchor, QF_CALIB_PART_MLP, &other, &dt, 1, yt, &err),
+               QF_ERR_INVALID_ARGUMENT);
+  qf_calib *st = qf_calib_new_static();
+  cr_expect_eq(h->calib_part_forward(st, anchor, QF_CALIB_PART_ATTN, NULL, NULL, 0, yt, &err),
+               QF_ERR_NOT_FOUND);
+  cr_expect_eq(h->calib_part_forward(NULL, anchor, QF_CALIB_PART_ATTN, NULL, NULL, 0, yt, &err),
+               QF_ERR_NOT_FOUND);
+  qf_calib_free(st);
+
+  for (int p = 0; p < 3; p++) {
+    free(ref[p]);
+    free(y[p]);
+  }
+  free(yt);
+  free(xo);
+  free(xm);
+  free(g);
+  free(u);
+  free(act);
+  free(xb);
+  qf_calib_free(calib);
   free_fixture(&f);
 }

@@ -241,7 +241,27 @@ struct qf_host {
    * Thread-safe; never fails. */
   void (*report_metric)(const qf_host *host, const char *tensor,
                         const char *metric, double value);
+  /* Run one part (QF_CALIB_PART_*) of the decoder block that holds `name`
+   * (the block being calibrated) on that part's captured input: ATTN is
+   * o_proj(attention(x)) with x the input of q/k/v (after input_layernorm),
+   * MLP is down(silu(gate(x)) * up(x)) with x the input of gate/up (after
+   * post_attention_layernorm), BLOCK is the whole block from its input
+   * (residuals included; the same as calib_block_forward). Trial weights as
+   * in calib_block_forward: `n` tensors of that block, named by checkpoint
+   * names, replace its own for this call only; a trial tensor outside the
+   * part has no effect. `out` (tokens × hidden float32, caller-owned; size
+   * from calib_block_shape) receives the part's output. n = 0 gives the
+   * float part's output. */
+  qf_status (*calib_part_forward)(qf_calib *calib, const char *name, int part,
+                                  const char *const *names,
+                                  const DLTensor *weights, size_t n,
+                                  float *out, qf_error *err);
 };
+
+/* Parts for qf_host.calib_part_forward. */
+#define QF_CALIB_PART_ATTN 0
+#define QF_CALIB_PART_MLP 1
+#define QF_CALIB_PART_BLOCK 2
 
 /* ---------------------------------------------------------------- quantizer table */
 
