@@ -54,6 +54,10 @@ qf_status qf_cli_plugin_for_file(const qf_cli_plugin_opts *o, const char *path,
                                  qf_registry **reg, qf_plugin **plugin,
                                  qf_error *err);
 
+/* A qf_model sink that appends each output tensor to the qf_st_writer
+ * `user` (data copied; the writer stays the caller's). */
+qf_status qf_cli_st_sink(void *user, const char *name, const DLTensor *t, qf_error *err);
+
 /* Import a container file into an HF folder (`out_dir`, built beside it and
  * renamed into place). `config_json` is the quantizer config. */
 qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,8 +143,7 @@ qf_status qf_cli_plugin_for_file(const qf_cli_plugin_opts *o, const char *path,
                    "%s: no registered scheme reads this kind of file", path);
 }
 
-static qf_status qf__import_sink(void *user, const char *name, const DLTensor *t,
-                                 qf_error *err) {
+qf_status qf_cli_st_sink(void *user, const char *name, const DLTensor *t, qf_error *err) {
   return qf_st_writer_add(user, name, qf_dtype_from_dl(t->dtype), t->ndim, t->shape,
                           (const char *)t->data + t->byte_offset, err);
 }
@@ -153,20 +151,15 @@ static qf_status qf__import_sink(void *user, const char *name, const DLTensor *t
 qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
                                   const char *in_path, const char *out_dir, int force,
                                   qf_error *err) {
-  if (access(out_dir, F_OK) == 0 && !force)
-    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "convert",
-                     "%s already exists (use --force to replace it)", out_dir);
   char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.partial-XXXXXX", out_dir);
-  if (!mkdtemp(tmp))
-    return qf_errorf(err, QF_ERR_IO, "convert", "%s: cannot create a folder beside it: %s",
-                     out_dir, strerror(errno));
+  qf_status st = qf_partial_dir_begin(out_dir, force, "convert", tmp, sizeof tmp, err);
+  if (st != QF_OK) return st;
   qf_st_writer *w = NULL;
   qf_model *m = NULL;
-  qf_status st = qf_st_writer_new(tmp, 4096ull << 20, &w, err);
+  st = qf_st_writer_new(tmp, 4096ull << 20, &w, err);
   if (st == QF_OK) st = qf_model_new_empty("{}", &m, err);
   if (st == QF_OK) {
-    qf_model_set_sink(m, qf__import_sink, w);
+    qf_model_set_sink(m, qf_cli_st_sink, w);
     st = qf_run_container(plugin, QF_CONTAINER_IMPORT, config_json, m, in_path, NULL, NULL, err);
   }
   if (st == QF_OK) {
@@ -179,13 +172,10 @@ qf_status qf_cli_import_container(qf_plugin *plugin, const char *config_json,
     const char *cfg = qf_model_config(m);
     st = qf_write_file_atomic(p, cfg, strlen(cfg), err);
   }
-  if (st == QF_OK && force && access(out_dir, F_OK) == 0) qf_remove_tree(out_dir);
-  if (st == QF_OK && rename(tmp, out_dir) != 0)
-    st = qf_errorf(err, QF_ERR_IO, "convert", "cannot move the result into %s: %s", out_dir,
-                   strerror(errno));
+  if (st == QF_OK) st = qf_partial_dir_commit(tmp, out_dir, force, "convert", err);
   if (w) qf_st_writer_abort(w);
   qf_model_free(m);
-  if (st != QF_OK) qf_remove_tree(tmp);
+  if (tmp[0]) qf_remove_tree(tmp);
   return st;
 }
 

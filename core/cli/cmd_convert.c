@@ -26,11 +26,6 @@ static void qf__convert_usage(FILE *f) {
           "  --force         replace OUT if it exists\n");
 }
 
-static qf_status qf__st_sink(void *user, const char *name, const DLTensor *t, qf_error *err) {
-  return qf_st_writer_add(user, name, qf_dtype_from_dl(t->dtype), t->ndim, t->shape,
-                          (const char *)t->data + t->byte_offset, err);
-}
-
 /* A quantized HF folder → another scheme's layout (convert_format). */
 static int qf__convert_layout(const qf_cli_plugin_opts *po, const char *in, const char *out,
                               const char *to, int force) {
@@ -59,21 +54,12 @@ static int qf__convert_layout(const qf_cli_plugin_opts *po, const char *in, cons
       st = qf_cli_load_plugin(po, m, &reg, &p, &err);
     }
   }
-  if (st == QF_OK && access(out, F_OK) == 0 && !force)
-    st = qf_errorf(&err, QF_ERR_INVALID_ARGUMENT, "convert",
-                   "%s already exists (use --force to replace it)", out);
-  if (st == QF_OK) {
-    snprintf(tmp, sizeof tmp, "%s.partial-XXXXXX", out);
-    if (!mkdtemp(tmp)) {
-      tmp[0] = '\0';
-      st = qf_errorf(&err, QF_ERR_IO, "convert", "%s: cannot create a folder beside it", out);
-    }
-  }
+  if (st == QF_OK) st = qf_partial_dir_begin(out, force, "convert", tmp, sizeof tmp, &err);
   if (st == QF_OK) st = qf_st_writer_new(tmp, 4096ull << 20, &w, &err);
   if (st == QF_OK) st = qf_model_new(ck, &min, &err);
   if (st == QF_OK) st = qf_model_new_empty("{}", &mout, &err);
   if (st == QF_OK) {
-    qf_model_set_sink(mout, qf__st_sink, w);
+    qf_model_set_sink(mout, qf_cli_st_sink, w);
     st = qf_run_convert_format(p, qtext, min, to, mout, &newcfg, &err);
   }
   if (st == QF_OK) {
@@ -82,11 +68,8 @@ static int qf__convert_layout(const qf_cli_plugin_opts *po, const char *in, cons
   }
   if (st == QF_OK) st = qf_write_hf_config(qf_checkpoint_config_json(ck), newcfg, tmp, &err);
   if (st == QF_OK) st = qf_copy_side_files(qf_checkpoint_dir(ck), tmp, &err);
-  if (st == QF_OK && force && access(out, F_OK) == 0) qf_remove_tree(out);
-  if (st == QF_OK && rename(tmp, out) != 0)
-    st = qf_errorf(&err, QF_ERR_IO, "convert", "cannot move the result into %s", out);
+  if (st == QF_OK) st = qf_partial_dir_commit(tmp, out, force, "convert", &err);
   if (st == QF_OK) {
-    tmp[0] = '\0';
     fprintf(stderr, "qforge: %s: %s re-expressed as %s in %s\n", p->desc->name, in, to, out);
   } else {
     qf_cli_print_error(&err);

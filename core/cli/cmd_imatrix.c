@@ -83,11 +83,8 @@ int qf_cmd_imatrix(int argc, char **argv) {
   qf_capture *cap = NULL;
   qf__buf b = {0};
   qf_progress *bar = NULL;
-  size_t n = strlen(calib);
-  int is_ids = (n > 4 && (!strcmp(calib + n - 4, ".u32") || !strcmp(calib + n - 4, ".npy"))) ||
-               (n > 5 && !strcmp(calib + n - 5, ".json"));
   qf_status st = qf_rt_open(dir, NULL, &m, &err);
-  if (st == QF_OK && !is_ids) st = qf_tokenizer_load(dir, &tok, &err);
+  if (st == QF_OK && !qf_tokens_path_is_ids(calib)) st = qf_tokenizer_load(dir, &tok, &err);
   if (st == QF_OK) st = qf_tokens_load(calib, tok, &raw, &err);
   if (st == QF_OK) st = qf_tokens_windows(raw, len, seqs, &win, &err);
   if (st == QF_OK && win->n_seq == 0)

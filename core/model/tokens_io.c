@@ -333,8 +333,7 @@ qf_status qf_tokens_load(const char *path, const qf_tokenizer *tok,
     return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, OP,
                      "qf_tokens_load needs a path and an output");
   *out = NULL;
-  int is_text = !ends_with(path, ".u32") && !ends_with(path, ".npy") &&
-                !ends_with(path, ".json");
+  int is_text = !qf_tokens_path_is_ids(path);
   if (is_text && !tok)
     return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, OP,
                      "%s: a text file needs a tokenizer (or give a .u32, .npy "

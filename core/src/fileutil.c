@@ -2,7 +2,9 @@
  * Small file utilities of the core: reading a whole file, writing one
  * atomically (temp file in the same folder + fsync + rename + fsync of the
  * folder), and the private helpers behind that protocol (io_internal.h) that
- * the safetensors writer reuses. Every failure becomes a qf_error naming the
+ * the safetensors writer reuses, plus the `OUT.partial-XXXXXX` folder protocol
+ * that quantize and convert use so no half-written output folder is left under
+ * its final name. Every failure becomes a qf_error naming the
  * path, the operation and the system's reason; nothing here aborts.
  */
 #include <dirent.h>
@@ -358,4 +360,30 @@ void qf_remove_tree(const char *dir) {
     closedir(d);
   }
   rmdir(dir);
+}
+
+qf_status qf_partial_dir_begin(const char *out_dir, int force, const char *op, char *tmp,
+                               size_t cap, qf_error *err) {
+  if (cap) tmp[0] = '\0';
+  if (access(out_dir, F_OK) == 0 && !force)
+    return qf_errorf(err, QF_ERR_INVALID_ARGUMENT, op,
+                     "%s already exists (use --force to replace it)", out_dir);
+  int fits = (size_t)snprintf(tmp, cap, "%s.partial-XXXXXX", out_dir) < cap;
+  if (!fits || !mkdtemp(tmp)) {
+    int e = fits ? errno : ENAMETOOLONG;
+    if (cap) tmp[0] = '\0';
+    return qf_errorf(err, QF_ERR_IO, op, "%s: cannot create a folder beside it: %s", out_dir,
+                     strerror(e));
+  }
+  return QF_OK;
+}
+
+qf_status qf_partial_dir_commit(char *tmp, const char *out_dir, int force, const char *op,
+                                qf_error *err) {
+  if (force && access(out_dir, F_OK) == 0) qf_remove_tree(out_dir);
+  if (rename(tmp, out_dir) != 0)
+    return qf_errorf(err, QF_ERR_IO, op, "cannot move the result into %s: %s", out_dir,
+                     strerror(errno));
+  tmp[0] = '\0';
+  return QF_OK;
 }

@@ -5,7 +5,6 @@
  * the plugin's qf_calib).
  */
 #include <cblas.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,11 +291,7 @@ static qf_status qf__open_calib(qf__qctx *c, const qf_checkpoint *ck, qf_calib *
   qf_token_set *raw = NULL, *win = NULL;
   qf_capture *cap = NULL;
   qf_status st = qf_rt_new(ck, NULL, &c->rt, err);
-  size_t n = strlen(req->calib_path);
-  int is_ids = (n > 4 && !strcmp(req->calib_path + n - 4, ".u32")) ||
-               (n > 4 && !strcmp(req->calib_path + n - 4, ".npy")) ||
-               (n > 5 && !strcmp(req->calib_path + n - 5, ".json"));
-  if (st == QF_OK && !is_ids) st = qf_tokenizer_load(req->in_dir, &tok, err);
+  if (st == QF_OK && !qf_tokens_path_is_ids(req->calib_path)) st = qf_tokenizer_load(req->in_dir, &tok, err);
   if (st == QF_OK) st = qf_tokens_load(req->calib_path, tok, &raw, err);
   if (st == QF_OK)
     st = qf_tokens_windows(raw, req->calib_seq_len > 0 ? req->calib_seq_len : 512,
@@ -368,18 +363,9 @@ qf_status qf_quantize_folder(const qf_quantize_request *req, qf_quantize_result 
                    d->name);
     goto done;
   }
-  if (access(req->out_dir, F_OK) == 0 && !req->force) {
-    st = qf_errorf(err, QF_ERR_INVALID_ARGUMENT, "quantize",
-                   "%s already exists (use --force to replace it)", req->out_dir);
+  if ((st = qf_partial_dir_begin(req->out_dir, req->force, "quantize", tmp, sizeof tmp, err)) !=
+      QF_OK)
     goto done;
-  }
-  snprintf(tmp, sizeof tmp, "%s.partial-XXXXXX", req->out_dir);
-  if (!mkdtemp(tmp)) {
-    st = qf_errorf(err, QF_ERR_IO, "quantize", "%s: cannot create a folder beside it: %s",
-                   req->out_dir, strerror(errno));
-    tmp[0] = '\0';
-    goto done;
-  }
   if ((st = qf_st_writer_new(tmp, req->shard_bytes, &c.writer, err)) != QF_OK) goto done;
   if ((st = qf_model_new(ck, &model, err)) != QF_OK) goto done;
   if (c.calibrated) {
@@ -417,13 +403,8 @@ qf_status qf_quantize_folder(const qf_quantize_request *req, qf_quantize_result 
     goto done;
   if ((st = qf_copy_side_files(qf_checkpoint_dir(ck), tmp, err)) != QF_OK) goto done;
   if ((st = qf__write_plugin_files(s, tmp, err)) != QF_OK) goto done;
-  if (req->force && access(req->out_dir, F_OK) == 0) qf_remove_tree(req->out_dir);
-  if (rename(tmp, req->out_dir) != 0) {
-    st = qf_errorf(err, QF_ERR_IO, "quantize", "cannot move the result into %s: %s", req->out_dir,
-                   strerror(errno));
+  if ((st = qf_partial_dir_commit(tmp, req->out_dir, req->force, "quantize", err)) != QF_OK)
     goto done;
-  }
-  tmp[0] = '\0';
   clock_gettime(CLOCK_MONOTONIC, &t1);
   res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
   for (size_t i = 0; i < qf_checkpoint_count(ck); i++) res->bytes_in += qf_checkpoint_at(ck, i)->nbytes;

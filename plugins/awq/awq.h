@@ -172,14 +172,6 @@ qf_status qf_awq_forward_linears(void *ctx, int n_layers,
 
 /* ------------------------------------------------------------------ pack.c */
 
-/* AutoAWQ's integer derivation (from_linear): for input k, output n, group
- * gi = k/g: iw[k*n_out + n] = int(rint((deq[n,k] + zeros[n,gi]*scales[n,gi])
- * / f16(scales[n,gi]))), no clamp. deq [n, k]; scales, zeros [n, k/g];
- * iw [k, n] (the transposed integer matrix AutoAWQ packs). */
-qf_status qf_awq_intweight(const float *deq, const float *scales,
-                           const float *zeros, int64_t n, int64_t k,
-                           int64_t g, int32_t *iw);
-
 /* GEMM packing of integer matrices with AutoAWQ's OR-of-shifted-int32
  * semantics (values outside 0..15 spill into higher nibbles exactly as
  * torch's `|=` of `x << 4i` does). iw [k, n]; iz [k/g, n] (may be NULL to

@@ -43,23 +43,11 @@ static int shapes_ok(int64_t n, int64_t k, int64_t g) {
   return n > 0 && k > 0 && g > 0 && n % QF_AWQ_PACK_NUM == 0 && k % g == 0;
 }
 
-qf_status qf_awq_intweight(const float *deq, const float *scales,
-                           const float *zeros, int64_t n, int64_t k,
-                           int64_t g, int32_t *iw) {
-  if (!deq || !scales || !zeros || !iw) return QF_ERR_INVALID_ARGUMENT;
-  if (g <= 0) g = k;
-  if (n <= 0 || k <= 0 || k % g != 0) return QF_ERR_INVALID_ARGUMENT;
-  const int64_t ng = k / g;
-  for (int64_t r = 0; r < n; r++) {
-    for (int64_t gi = 0; gi < ng; gi++) {
-      const float s = scales[r * ng + gi];
-      const float sz = zeros[r * ng + gi] * s;              /* scale_zeros */
-      const float s16 = qf_f16_to_f32(qf_f32_to_f16(s));    /* .half() */
-      for (int64_t c = gi * g; c < (gi + 1) * g; c++)
-        iw[c * n + r] = to_int32(rintf((deq[r * k + c] + sz) / s16));
-    }
-  }
-  return QF_OK;
+/* AutoAWQ's integer for one weight: int(rint((deq + zero*scale) / s16)),
+ * s16 the float16-rounded scale, no clamp. */
+static int32_t awq_int(float deq, float scale, float zero, float s16) {
+  const float sz = zero * scale; /* scale_zeros */
+  return to_int32(rintf((deq + sz) / s16));
 }
 
 /* One GEMM word from 8 natural-order values (AutoAWQ's |= of x << 4i). */
@@ -111,10 +99,8 @@ qf_status qf_awq_gemm_pack(const float *deq, const float *scales,
     for (int64_t c = 0; c < nc; c++) {
       for (int m = 0; m < 8; m++) {
         const int64_t r = c * 8 + m;
-        const float s = scales[r * ng + gi];
-        const float sz = zeros[r * ng + gi] * s;
         const float s16 = qf_f16_to_f32(scales_f16[gi * n + r]);
-        row[m] = to_int32(rintf((deq[r * k + kk] + sz) / s16));
+        row[m] = awq_int(deq[r * k + kk], scales[r * ng + gi], zeros[r * ng + gi], s16);
       }
       qweight[kk * nc + c] = pack_word_interleaved(row);
     }
@@ -202,10 +188,9 @@ qf_status qf_awq_gemv_pack(const float *deq, const float *scales,
       uint32_t w = 0;
       for (int i = 0; i < 8; i++) {
         const int64_t kk = c * 8 + i, gi = kk / g;
-        const float s = scales[r * ng + gi];
-        const float sz = zeros[r * ng + gi] * s;
         const float s16 = qf_f16_to_f32(scales_f16[r * sw + gi]);
-        w |= (uint32_t)to_int32(rintf((deq[r * k + kk] + sz) / s16)) << (4 * i);
+        w |= (uint32_t)awq_int(deq[r * k + kk], scales[r * ng + gi], zeros[r * ng + gi], s16)
+             << (4 * i);
       }
       qweight[r * kc + c] = (int32_t)w;
     }

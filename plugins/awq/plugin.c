@@ -433,15 +433,8 @@ static const qf_plugin_desc awq_desc = {
 QF_PLUGIN_EXPORT qf_status qf_plugin_init(const qf_host *host,
                                           const qf_plugin_desc **out,
                                           qf_error *err) {
-  if (!host || !out)
-    return qf_fail(err, QF_ERR_INVALID_ARGUMENT, PLUGIN, "init", "host and out are required");
-  if (host->abi_major != QF_ABI_MAJOR)
-    return qf_fail(err, QF_ERR_ABI, PLUGIN, "init", "host ABI %u.%u, plugin built for %d.%d",
-                   (unsigned)host->abi_major, (unsigned)host->abi_minor, QF_ABI_MAJOR, QF_ABI_MINOR);
-  if (!QF_HAS_FIELD(host, qf_host, model_put_tensor) || !host->alloc || !host->model_find_tensor ||
-      !host->model_tensor_at || !host->model_tensor_count || !host->model_put_tensor)
-    return qf_fail(err, QF_ERR_ABI, PLUGIN, "init", "host table too small (%zu bytes) or incomplete",
-                   host->struct_size);
+  qf_status st = qf_plugin_check_host(host, out, PLUGIN, QF_STRUCT_SIZE_TO(qf_host, model_put_tensor), err);
+  if (st != QF_OK) return st;
   *out = &awq_desc;
   return QF_OK;
 }

@@ -946,16 +946,8 @@ static const qf_plugin_desc k_desc = {
 QF_PLUGIN_EXPORT qf_status qf_plugin_init(const qf_host *host,
                                           const qf_plugin_desc **out,
                                           qf_error *err) {
-  if (!host || !out)
-    return qf_fail(err, QF_ERR_INVALID_ARGUMENT, PN, "init", "host or out is NULL");
-  if (host->abi_major != QF_ABI_MAJOR)
-    return qf_fail(err, QF_ERR_ABI, PN, "init",
-                   "host ABI %u.%u, plugin built for %d.%d: majors differ",
-                   (unsigned)host->abi_major, (unsigned)host->abi_minor,
-                   QF_ABI_MAJOR, QF_ABI_MINOR);
-  if (host->struct_size < QF_STRUCT_SIZE_TO(qf_host, model_put_tensor))
-    return qf_fail(err, QF_ERR_ABI, PN, "init",
-                   "host table too small (%zu bytes)", host->struct_size);
+  qf_status st = qf_plugin_check_host(host, out, PN, QF_STRUCT_SIZE_TO(qf_host, model_put_tensor), err);
+  if (st != QF_OK) return st;
   *out = &k_desc;
   return QF_OK;
 }

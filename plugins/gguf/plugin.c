@@ -811,10 +811,8 @@ static const qf_plugin_desc qf__desc = {
 
 QF_PLUGIN_EXPORT qf_status qf_plugin_init(const qf_host *host, const qf_plugin_desc **out,
                                           qf_error *err) {
-  if (!host || host->abi_major != QF_ABI_MAJOR)
-    return qf_fail(err, QF_ERR_ABI, NAME, "init",
-                   "host speaks ABI %d, this plugin was built for ABI %d.%d",
-                   host ? host->abi_major : -1, QF_ABI_MAJOR, QF_ABI_MINOR);
+  qf_status st = qf_plugin_check_host(host, out, NAME, QF_STRUCT_SIZE_TO(qf_host, n_threads), err);
+  if (st != QF_OK) return st;
   *out = &qf__desc;
   return QF_OK;
 }

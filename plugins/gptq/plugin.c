@@ -473,18 +473,8 @@ static const qf_plugin_desc k_desc = {
 QF_PLUGIN_EXPORT qf_status qf_plugin_init(const qf_host *host,
                                           const qf_plugin_desc **out,
                                           qf_error *err) {
-  if (!host || !out)
-    return qf_fail(err, QF_ERR_INVALID_ARGUMENT, NAME, "init",
-                   "qf_plugin_init needs a host table and an output pointer");
-  if (host->abi_major != QF_ABI_MAJOR)
-    return qf_fail(err, QF_ERR_ABI, NAME, "init",
-                   "host ABI %u.%u, plugin built for %d.%d (majors differ)",
-                   host->abi_major, host->abi_minor, QF_ABI_MAJOR,
-                   QF_ABI_MINOR);
-  if (host->struct_size < QF_STRUCT_SIZE_TO(qf_host, n_threads))
-    return qf_fail(err, QF_ERR_ABI, NAME, "init",
-                   "host table too small (%zu bytes) for ABI %d.%d",
-                   host->struct_size, QF_ABI_MAJOR, QF_ABI_MINOR);
+  qf_status st = qf_plugin_check_host(host, out, NAME, QF_STRUCT_SIZE_TO(qf_host, n_threads), err);
+  if (st != QF_OK) return st;
   *out = &k_desc;
   return QF_OK;
 }

@@ -159,6 +159,18 @@ Test(awq_plugin, raw_mode_rtn_dequantize_forward) {
                  QF_ERR_INVALID_ARGUMENT);
     free(x), free(y), free(ref);
   }
+  /* names that are not "<module>.weight", absent modules, mixed devices */
+  float x1[256] = {0}, y1[64];
+  int64_t xs1[2] = {1, k}, ys1[2] = {1, n};
+  DLTensor xt1 = qf_cpu_tensor(x1, F32, 2, xs1), yt1 = qf_cpu_tensor(y1, F32, 2, ys1);
+  cr_assert_eq(d->vtable->dequantize(q, &m, "qweight", &out, &err), QF_ERR_NOT_FOUND);
+  cr_assert_eq(d->vtable->linear_forward(q, &m, "qweight", &xt1, &yt1, &err), QF_ERR_NOT_FOUND);
+  cr_assert_eq(d->vtable->linear_forward(q, &m, "absent.weight", &xt1, &yt1, &err),
+               QF_ERR_NOT_FOUND);
+  yt1.device.device_type = kDLCUDA;
+  cr_assert_eq(d->vtable->linear_forward(q, &m, "weight", &xt1, &yt1, &err),
+               QF_ERR_INVALID_ARGUMENT);
+  cr_assert(strstr(err.message, "same device"), "%s", err.message);
   d->vtable->destroy(q);
   mock_free(&m);
   free(w), free(deq), free(want);

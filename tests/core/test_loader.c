@@ -4,6 +4,7 @@
  * build to the CPU build, and an explicit GPU request fails clearly.
  */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,4 +186,37 @@ Test(loader, backend_env_parsing) {
   cr_assert_eq(qf_backend_choice_from_env(), QF_CHOOSE_CUDA);
   setenv("QFORGE_BACKEND", "tpu", 1);
   cr_assert_eq(qf_backend_choice_from_env(), QF_BACKEND_AUTO);
+}
+
+/* Every built CPU plugin refuses a host of another ABI major, a host table
+ * too small for it, and a NULL host, with a message (qf_plugin_check_host). */
+Test(loader, every_plugin_checks_its_host) {
+  static const char *const plugins[] = {"rtn-cpu", "gguf-cpu", "bnb-cpu", "gptq-cpu", "awq-cpu"};
+  const char *dir = getenv("QF_PLUGIN_DIR");
+  cr_assert(dir, "QF_PLUGIN_DIR not set");
+  for (size_t i = 0; i < sizeof plugins / sizeof plugins[0]; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.so", dir, plugins[i]);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    cr_assert(h, "%s: %s", path, dlerror());
+    qf_plugin_init_fn init = (qf_plugin_init_fn)(uintptr_t)dlsym(h, QF_PLUGIN_INIT_SYMBOL);
+    cr_assert(init, "%s has no entry point", path);
+    qf_host bad = *qf_host_table();
+    bad.abi_major = QF_ABI_MAJOR + 1;
+    const qf_plugin_desc *d = NULL;
+    qf_error err;
+    qf_error_clear(&err);
+    cr_assert_eq(init(&bad, &d, &err), QF_ERR_ABI, "%s", plugins[i]);
+    cr_assert(strstr(err.message, "(majors must match)"), "%s: %s", plugins[i], err.message);
+    bad = *qf_host_table();
+    bad.struct_size = 16;
+    qf_error_clear(&err);
+    cr_assert_eq(init(&bad, &d, &err), QF_ERR_ABI, "%s", plugins[i]);
+    cr_assert(strstr(err.message, "host table is 16 bytes"), "%s: %s", plugins[i], err.message);
+    qf_error_clear(&err);
+    cr_assert_eq(init(NULL, &d, &err), QF_ERR_INVALID_ARGUMENT, "%s", plugins[i]);
+    qf_error_clear(&err);
+    cr_assert_eq(init(qf_host_table(), &d, &err), QF_OK, "%s: %s", plugins[i], err.message);
+    cr_assert_not_null(d);
+  }
 }

@@ -450,6 +450,46 @@ Test(st_roundtrip, write_file_atomic_and_read_file) {
   free(dir);
 }
 
+/* qf_partial_dir_begin/commit: the all-or-nothing output folder that
+ * quantize and convert build beside OUT and rename into place. */
+Test(st_roundtrip, partial_dir_begin_and_commit) {
+  char *dir = iot_mkdtemp();
+  char *out = iot_join(dir, "out");
+  char tmp[4096];
+  CHECK_OK(qf_partial_dir_begin(out, 0, "quantize", tmp, sizeof tmp, &g_err));
+  cr_assert_not_null(strstr(tmp, "out.partial-"), "%s", tmp);
+  cr_assert_eq(iot_count_entries(tmp), 0);
+  char *f = iot_join(tmp, "a");
+  cr_assert_eq(iot_write_bytes(f, "1", 1), 0);
+  free(f);
+  CHECK_OK(qf_partial_dir_commit(tmp, out, 0, "quantize", &g_err));
+  cr_assert_str_eq(tmp, "");
+  cr_assert_eq(iot_count_entries(out), 1);
+  cr_assert_eq(iot_count_entries(dir), 1, "no .partial folder left");
+
+  qf_error e;
+  cr_assert_eq(qf_partial_dir_begin(out, 0, "convert", tmp, sizeof tmp, &e),
+               QF_ERR_INVALID_ARGUMENT);
+  cr_assert_str_eq(tmp, "");
+  cr_assert_str_eq(e.op, "convert");
+  cr_assert_not_null(strstr(e.message, "already exists (use --force"), "%s", e.message);
+  cr_assert_eq(iot_count_entries(dir), 1);
+
+  CHECK_OK(qf_partial_dir_begin(out, 1, "quantize", tmp, sizeof tmp, &g_err));
+  CHECK_OK(qf_partial_dir_commit(tmp, out, 1, "quantize", &g_err));
+  cr_assert_eq(iot_count_entries(out), 0, "--force replaced the old folder");
+  cr_assert_eq(iot_count_entries(dir), 1);
+
+  char *deep = iot_join(dir, "no/such/out");
+  cr_assert_eq(qf_partial_dir_begin(deep, 0, "quantize", tmp, sizeof tmp, &e), QF_ERR_IO);
+  cr_assert_str_eq(tmp, "");
+  cr_assert_not_null(strstr(e.message, "cannot create a folder beside it"), "%s", e.message);
+  free(deep);
+  free(out);
+  iot_rmtree(dir);
+  free(dir);
+}
+
 Test(st_roundtrip, checkpoint_single_file_and_config) {
   char *dir = iot_mkdtemp();
   write_sharded(dir, 0, 2, 3);

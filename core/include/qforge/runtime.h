@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "qforge/plugin.h"
 #include "qforge/dtype.h"
@@ -264,6 +265,13 @@ typedef struct qf_tokenizer qf_tokenizer;
  * template). Ids must be in [0, 2^31). */
 QF_API qf_status qf_tokens_load(const char *path, const qf_tokenizer *tok,
                                 qf_token_set **out, qf_error *err);
+/* Whether qf_tokens_load reads `path` as token ids (".u32", ".npy",
+ * ".json") rather than as text that needs a tokenizer. */
+static inline int qf_tokens_path_is_ids(const char *path) {
+  size_t n = strlen(path);
+  return (n > 4 && (!strcmp(path + n - 4, ".u32") || !strcmp(path + n - 4, ".npy"))) ||
+         (n > 5 && !strcmp(path + n - 5, ".json"));
+}
 /* Copy n_seq sequences of lens[s] tokens stored back to back in ids. */
 QF_API qf_status qf_tokens_from_array(const int32_t *ids, const int64_t *lens,
                                       int64_t n_seq, qf_token_set **out,

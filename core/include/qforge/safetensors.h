@@ -120,6 +120,17 @@ QF_API qf_status qf_write_file_atomic(const char *path, const void *data,
 QF_API qf_status qf_mkdir_p(const char *dir, qf_error *err);
 /* Remove a folder tree, best effort (used to drop partial outputs). */
 QF_API void qf_remove_tree(const char *dir);
+/* A whole output folder, all or nothing. qf_partial_dir_begin refuses an
+ * existing `out_dir` unless `force`, then creates the sibling folder
+ * `out_dir.partial-XXXXXX` and writes its path into `tmp` (`cap` bytes; ""
+ * on failure, when nothing was created). qf_partial_dir_commit (with `force`,
+ * first dropping an existing `out_dir`) renames `tmp` onto `out_dir` and sets
+ * `tmp` to "" on success; on failure `tmp` stays for the caller to remove with
+ * qf_remove_tree. `op` names the operation in error messages. */
+QF_API qf_status qf_partial_dir_begin(const char *out_dir, int force, const char *op,
+                                      char *tmp, size_t cap, qf_error *err);
+QF_API qf_status qf_partial_dir_commit(char *tmp, const char *out_dir, int force,
+                                       const char *op, qf_error *err);
 /* Read a whole file into a NUL-terminated malloc'ed buffer (caller frees). */
 QF_API qf_status qf_read_file(const char *path, char **out, size_t *n,
                               qf_error *err);

@@ -153,4 +153,25 @@ static inline int qf_strip_suffix(const char *name, const char *suffix,
   return 1;
 }
 
+/* The checks every qf_plugin_init starts with: a host table and an output
+ * pointer, the same ABI major, and a host table at least `min_host_size`
+ * bytes long (QF_STRUCT_SIZE_TO(qf_host, <last field the plugin uses>)). */
+static inline qf_status qf_plugin_check_host(const qf_host *host, const qf_plugin_desc **out,
+                                             const char *plugin, size_t min_host_size,
+                                             qf_error *err) {
+  if (!host || !out)
+    return qf_fail(err, QF_ERR_INVALID_ARGUMENT, plugin, "init",
+                   "qf_plugin_init needs a host table and an output pointer");
+  if (host->abi_major != QF_ABI_MAJOR)
+    return qf_fail(err, QF_ERR_ABI, plugin, "init",
+                   "host speaks ABI %u.%u, this plugin was built for ABI %d.%d (majors must match)",
+                   (unsigned)host->abi_major, (unsigned)host->abi_minor, QF_ABI_MAJOR,
+                   QF_ABI_MINOR);
+  if (host->struct_size < min_host_size)
+    return qf_fail(err, QF_ERR_ABI, plugin, "init",
+                   "host table is %zu bytes, this plugin needs at least %zu", host->struct_size,
+                   min_host_size);
+  return QF_OK;
+}
+
 #endif /* QFORGE_PLUGIN_UTIL_H */
